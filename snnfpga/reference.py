@@ -1,0 +1,238 @@
+"""The integer reference simulator: the golden model for DESIGN.md §3, vectorised over frames.
+
+Stages carry the names the float neurons and the RTL use: *decode* (charge a membrane from
+the incoming values), *encode* (fire: compare with the threshold LUTs) and, for IF rate
+coding, *reset* by subtraction. Every value is an exact integer; matrix products run in
+float64, which is exact because the IR's ``acc_bits`` (≤ 52) bounds every partial sum.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+
+import numpy as np
+
+from .ir import Layer, Network, RateNeuron, TTFSNeuron
+
+__all__ = ["LayerSpikes", "Result", "simulate", "decode", "encode_ttfs", "spike_values",
+           "INPUT", "KIND_ENC", "KIND_CAL"]
+
+#: key of the input encoder's spikes in :attr:`Result.spikes` (``input_coding == "spikes"``)
+INPUT = -1
+KIND_ENC, KIND_CAL = 0, 1
+NO_SPIKE = -1
+
+
+@dataclass
+class LayerSpikes:
+    """The spikes one stage emitted over a batch.
+
+    TTFS / SC-TTFS: ``t_enc`` and ``t_cal`` of shape ``(N, n)``, ``-1`` where no spike.
+    Rate: ``raster`` of shape ``(N, T, n)``.
+    """
+
+    t_enc: np.ndarray | None = None
+    t_cal: np.ndarray | None = None
+    raster: np.ndarray | None = None
+
+    def count(self) -> np.ndarray:
+        """Spikes per frame, shape ``(N,)``."""
+        if self.raster is not None:
+            return self.raster.reshape(self.raster.shape[0], -1).sum(axis=1)
+        n = (self.t_enc >= 0).sum(axis=1)
+        if self.t_cal is not None:
+            n = n + (self.t_cal >= 0).sum(axis=1)
+        return n
+
+    def events(self, image: int) -> list[tuple[int, int, int]]:
+        """Every event of one frame as ``(neuron, time, kind)``, sorted by (time, kind, neuron)."""
+        out: list[tuple[int, int, int]] = []
+        if self.raster is not None:
+            ts, ns = np.nonzero(self.raster[image])
+            out = [(int(n), int(t), KIND_ENC) for t, n in zip(ts, ns)]
+        else:
+            for kind, times in ((KIND_ENC, self.t_enc), (KIND_CAL, self.t_cal)):
+                if times is None:
+                    continue
+                ns = np.nonzero(times[image] >= 0)[0]
+                out += [(int(n), int(times[image, n]), kind) for n in ns]
+        return sorted(out, key=lambda e: (e[1], e[2], e[0]))
+
+
+@dataclass
+class Result:
+    """Output membranes ``(N, classes)``, classes ``(N,)`` and every stage's spikes."""
+
+    output: np.ndarray
+    classes: np.ndarray
+    spikes: dict[int, LayerSpikes] = field(default_factory=dict)
+
+    def spikes_per_frame(self) -> np.ndarray:
+        total = np.zeros(len(self.classes), dtype=np.int64)
+        for s in self.spikes.values():
+            total += s.count()
+        return total
+
+
+# --------------------------------------------------------------------------- stages
+
+def _exact_matmul(x: np.ndarray, w: np.ndarray) -> np.ndarray:
+    """``x @ w.T`` for integer arrays, exact while |partial sums| < 2**53 (IR guarantees it)."""
+    return np.rint(x.astype(np.float64) @ w.astype(np.float64).T).astype(np.int64)
+
+
+def _conv2d(x: np.ndarray, w: np.ndarray, stride: int, padding: int) -> np.ndarray:
+    if padding:
+        x = np.pad(x, ((0, 0), (0, 0), (padding, padding), (padding, padding)))
+    k = w.shape[-1]
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::stride, ::stride]
+    n, c, ho, wo = win.shape[:4]
+    cols = win.transpose(0, 2, 3, 1, 4, 5).reshape(n * ho * wo, c * k * k)
+    out = _exact_matmul(cols, w.reshape(w.shape[0], -1))
+    return out.reshape(n, ho, wo, -1).transpose(0, 3, 1, 2)
+
+
+def _sum_pool(x: np.ndarray, layer: Layer) -> np.ndarray:
+    p, k, s = layer.padding, layer.kernel, layer.stride
+    if p:
+        x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)))
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+    return win.sum(axis=(-1, -2))
+
+
+def apply_wiring(layer: Layer, x: np.ndarray) -> np.ndarray:
+    """A weightless layer (flatten, sum pool) on a batch of integer values."""
+    if layer.kind == "flatten":
+        return x.reshape(x.shape[0], -1)
+    return _sum_pool(x.reshape((x.shape[0],) + tuple(layer.in_shape)), layer)
+
+
+def decode(layer: Layer, x: np.ndarray, with_bias: bool = True) -> np.ndarray:
+    """Charge: ``b_j + Σ_i W_ij·x_i`` for a batch ``x`` of the layer's input values."""
+    x = x.reshape((x.shape[0],) + tuple(layer.in_shape))
+    if layer.kind == "dense":
+        v = _exact_matmul(x.reshape(x.shape[0], -1), layer.weight)
+        b = layer.bias
+    else:
+        v = _conv2d(x, layer.weight, layer.stride, layer.padding)
+        b = layer.bias[:, None, None]
+    if with_bias:
+        v = v + b
+    return v.reshape(v.shape[0], -1)
+
+
+def encode_ttfs(v: np.ndarray, neuron: TTFSNeuron) -> tuple[np.ndarray, np.ndarray | None]:
+    """Fire: ``t_e = min{t : v ≥ enc[t]}``, then ``t_c = min{t ≥ t_e : v − enc[t_e] ≥ cal[t]}``."""
+    enc = np.asarray(neuron.enc, dtype=np.int64)
+    T = len(enc)
+    ge = v[..., None] >= enc
+    fired = ge.any(axis=-1)
+    t_enc = np.where(fired, ge.argmax(axis=-1), NO_SPIKE)
+    if not neuron.calibrated:
+        return t_enc, None
+    r = v - enc[np.maximum(t_enc, 0)]
+    cal = np.asarray(neuron.cal, dtype=np.int64)
+    ok = (r[..., None] >= cal) & (np.arange(T) >= t_enc[..., None]) & fired[..., None]
+    t_cal = np.where(ok.any(axis=-1), ok.argmax(axis=-1), NO_SPIKE)
+    return t_enc, t_cal
+
+
+def spike_values(neuron: TTFSNeuron, t_enc: np.ndarray, t_cal: np.ndarray | None) -> np.ndarray:
+    """Decode: ``dec_enc[t_e] + dec_cal[t_c]``, a missing spike contributing 0."""
+    dec_enc = np.asarray(neuron.dec_enc, dtype=np.int64)
+    x = np.where(t_enc >= 0, dec_enc[np.maximum(t_enc, 0)], 0)
+    if t_cal is not None:
+        dec_cal = np.asarray(neuron.dec_cal, dtype=np.int64)
+        x = x + np.where(t_cal >= 0, dec_cal[np.maximum(t_cal, 0)], 0)
+    return x
+
+
+# --------------------------------------------------------------------------- networks
+
+def simulate(net: Network, frames: np.ndarray) -> Result:
+    """Run a batch of integer frames ``(N, *input.shape)`` through the network."""
+    frames = np.asarray(frames)
+    if frames.ndim == len(net.input.shape):
+        frames = frames[None]
+    if tuple(frames.shape[1:]) != tuple(net.input.shape) and frames.reshape(len(frames), -1).shape[1] != net.input.size:
+        raise ValueError(f"frames must have shape (N, {', '.join(map(str, net.input.shape))}), not {frames.shape}")
+    x = frames.reshape((len(frames),) + tuple(net.input.shape)).astype(np.int64)
+    lo, hi = net.input.value_range
+    if x.size and (x.min() < lo or x.max() > hi):
+        raise ValueError(f"frame values must lie in {lo}..{hi} (input.bits={net.input.bits}), "
+                         f"found {int(x.min())}..{int(x.max())}")
+    if net.coding == "rate":
+        return _simulate_rate(net, x)
+    return _simulate_ttfs(net, x)
+
+
+def _simulate_ttfs(net: Network, x: np.ndarray) -> Result:
+    spikes: dict[int, LayerSpikes] = {}
+    n = len(x)
+    if net.input.input_coding == "spikes":
+        t_e, t_c = encode_ttfs(x.reshape(n, -1), net.input.neuron)
+        spikes[INPUT] = LayerSpikes(t_e, t_c)
+        x = spike_values(net.input.neuron, t_e, t_c)
+    out = None
+    for i, layer in enumerate(net.layers):
+        if not layer.weighted:
+            x = apply_wiring(layer, x)
+            continue
+        v = decode(layer, x)
+        if layer.neuron is None:  # output layer: decode only
+            out = v
+            break
+        t_e, t_c = encode_ttfs(v, layer.neuron)
+        spikes[i] = LayerSpikes(t_e, t_c)
+        x = spike_values(layer.neuron, t_e, t_c)
+    return Result(output=out, classes=out.argmax(axis=1), spikes=spikes)
+
+
+def _fire_rate(v: np.ndarray, neuron: RateNeuron) -> tuple[np.ndarray, np.ndarray]:
+    s = v >= neuron.theta
+    return s, v - s * neuron.theta
+
+
+def _simulate_rate(net: Network, x: np.ndarray) -> Result:
+    n, T = len(x), net.timesteps
+    flat_x = x.reshape(n, -1)
+    weighted = [i for i, layer in enumerate(net.layers) if layer.weighted]
+    v = {}
+    for i in weighted:
+        neuron = net.layers[i].neuron
+        v0 = neuron.v0 if isinstance(neuron, RateNeuron) else 0
+        v[i] = np.full((n, net.layers[i].n_out), v0, dtype=np.int64)
+    rasters: dict[int, np.ndarray] = {}
+    if net.input.input_coding == "spikes":
+        v_in = np.full(flat_x.shape, net.input.neuron.v0, dtype=np.int64)
+        rasters[INPUT] = np.zeros((n, T, flat_x.shape[1]), dtype=bool)
+    for i in weighted[:-1]:
+        rasters[i] = np.zeros((n, T, net.layers[i].n_out), dtype=bool)
+    # a first layer fed direct pixels sees the same current every step: compute it once
+    direct_current = None
+    for t in range(T):
+        if net.input.input_coding == "spikes":
+            v_in += flat_x
+            s, v_in = _fire_rate(v_in, net.input.neuron)
+            rasters[INPUT][:, t] = s
+            cur = s.astype(np.int64)
+        else:
+            cur = flat_x
+        for i, layer in enumerate(net.layers):
+            if not layer.weighted:
+                cur = apply_wiring(layer, cur)
+                continue
+            if i == weighted[0] and net.input.input_coding == "direct":
+                if direct_current is None:
+                    direct_current = decode(layer, cur)
+                v[i] += direct_current
+            else:
+                v[i] += decode(layer, cur)
+            if layer.neuron is None:
+                break
+            s, v[i] = _fire_rate(v[i], layer.neuron)
+            rasters[i][:, t] = s
+            cur = s.astype(np.int64)
+    out = v[weighted[-1]]
+    return Result(output=out, classes=out.argmax(axis=1),
+                  spikes={k: LayerSpikes(raster=r) for k, r in rasters.items()})
