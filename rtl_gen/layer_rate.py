@@ -1,0 +1,131 @@
+"""Rate-coded (IF, reset by subtraction) dense layer core.
+
+A batch is one time step (the previous stage's events of step t, closed by its end marker),
+or for a first layer fed direct pixels the whole frame: its current ``Σ W·x`` is the same every
+step, so it is decoded once and the encode side runs T fire passes over it, clearing the bank
+only in the last one. Fire pass over each group of ``lanes`` neurons:
+``v = (t == 0 ? v0 : V) + b + P``; each lane in turn fires ``(j, t, 0)`` and subtracts
+``theta`` if ``v >= theta``; ``V`` is written back. Hidden layers close each step with an end
+marker whose ``time`` is the step; the output layer never fires and emits its membranes as
+result beats in the last step's pass.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+
+from snnfpga.ir import RateNeuron
+
+from .layer_common import DenseLayerBase, EncodeSide, lane
+
+__all__ = ["RateDenseLayer"]
+
+
+class RateDenseLayer(DenseLayerBase):
+    """A dense rate (IF) layer; see :class:`.layer_common.DenseLayerBase` for the members."""
+
+    def elaborate_encode(self, m: Module, enc: EncodeSide) -> None:
+        L, G, T, ab = self.lanes, self.groups, self.T, self.ab
+        neuron = self.layer.neuron
+        v0 = neuron.v0 if isinstance(neuron, RateNeuron) else 0
+        bmem = self.word_memory(m, "bias", self.lane_rows([int(b) for b in self.layer.bias]), ab, G)
+        b_rp = bmem.read_port()
+        vmem = self.word_memory(m, "membrane", None, ab, G)
+        v_rp = vmem.read_port()
+        v_wp = vmem.write_port()
+        v = [Signal(signed(ab), name=f"v{k}") for k in range(L)]
+        g = Signal(range(G))
+        t = Signal(range(T))
+        ln = Signal(range(L))
+        m.d.comb += [enc.r_addr.eq(g), b_rp.addr.eq(g), v_rp.addr.eq(g),
+                     v_wp.addr.eq(g), v_wp.data.eq(Cat(*v))]
+        vsel = Signal(signed(ab))
+        m.d.comb += vsel.eq(Array(v)[ln])
+        j = Signal(range(G * L))
+        m.d.comb += j.eq(g * L + ln)
+        lane_ok = j < self.n_out
+        last_step = t == T - 1
+        clear = last_step if self.direct else 1
+
+        def end_of_pass():
+            m.d.sync += [g.eq(0), t.eq(Mux(last_step, 0, t + 1))]
+            if self.direct:
+                with m.If(~last_step):
+                    m.next = "ACC0"
+                with m.Else():
+                    m.d.sync += enc.busy.eq(0)
+                    m.next = "IDLE"
+            else:
+                m.d.sync += enc.busy.eq(0)
+                m.next = "IDLE"
+
+        def next_group():
+            with m.If(g == G - 1):
+                if self.is_output:
+                    end_of_pass()
+                else:
+                    m.next = "END"
+            with m.Else():
+                m.d.sync += g.eq(g + 1)
+                m.next = "ACC0"
+
+        if self.is_output:
+            best_v = Signal(signed(ab))
+            best_i = Signal(range(self.n_out))
+            better = Signal()
+            m.d.comb += better.eq((j == 0) | (vsel > best_v))
+        else:
+            o = self.o_events
+            fire = Signal()
+            m.d.comb += fire.eq(lane_ok & (vsel >= neuron.theta))
+
+        with m.FSM(name="encode"):
+            with m.State("IDLE"):
+                with m.If(enc.start):
+                    m.d.sync += [enc.busy.eq(1), g.eq(0)]
+                    m.next = "ACC0"
+            with m.State("ACC0"):          # reads of group g are issued
+                m.next = "ACC1"
+            with m.State("ACC1"):          # ... and their data is here
+                m.d.comb += [enc.w_addr.eq(g), enc.w_data.eq(0), enc.w_en.eq(clear)]
+                for k in range(L):
+                    old = Mux(t == 0, v0, lane(v_rp.data, k, ab))
+                    m.d.sync += v[k].eq(old + lane(b_rp.data, k, ab) + lane(enc.r_data, k, ab))
+                m.d.sync += ln.eq(0)
+                if self.is_output:
+                    with m.If(last_step):
+                        m.next = "EMIT"
+                    with m.Else():
+                        m.next = "WB"
+                else:
+                    m.next = "EMIT"
+            with m.State("EMIT"):
+                if self.is_output:
+                    r = self.result
+                    m.d.comb += [r.valid.eq(lane_ok), r.payload.membrane.eq(vsel),
+                                 r.payload.last.eq(j == self.n_out - 1),
+                                 r.payload.cls.eq(Mux(better, j, best_i))]
+                    with m.If(~lane_ok | r.ready):
+                        with m.If(lane_ok & better):
+                            m.d.sync += [best_v.eq(vsel), best_i.eq(j)]
+                        with m.If(ln == L - 1):
+                            next_group()
+                        with m.Else():
+                            m.d.sync += ln.eq(ln + 1)
+                else:
+                    m.d.comb += [o.valid.eq(fire), o.payload.neuron.eq(j), o.payload.time.eq(t)]
+                    with m.If(~fire | o.ready):
+                        with m.If(fire):
+                            m.d.sync += Array(v)[ln].eq(vsel - neuron.theta)
+                        with m.If(ln == L - 1):
+                            m.next = "WB"
+                        with m.Else():
+                            m.d.sync += ln.eq(ln + 1)
+            with m.State("WB"):
+                m.d.comb += v_wp.en.eq(1)
+                next_group()
+            if not self.is_output:
+                with m.State("END"):
+                    m.d.comb += [o.valid.eq(1), o.payload.end.eq(1), o.payload.time.eq(t)]
+                    with m.If(o.ready):
+                        end_of_pass()

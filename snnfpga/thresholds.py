@@ -1,0 +1,132 @@
+"""Threshold initialisation from activation statistics (a pass over the float SNN).
+
+TTFS / SC-TTFS: per stage, in network order, a grid search for ``θ_e(0), k_e, θ_c(0), k_c``
+minimising the squared error between the decoded value and ``ReLU(v)`` on membranes sampled
+from the SNN itself (earlier stages already spiking), so errors do not compound unseen.
+Rate: ``λ`` per stage = a percentile of the ANN's activations, the percentile picked by
+training accuracy.
+"""
+
+from __future__ import annotations
+
+import numpy as np
+import torch
+from tqdm.auto import tqdm
+
+from .snn import INPUT_STAGE, FloatSNN
+
+__all__ = ["fit_ttfs_thresholds", "fit_rate_thresholds", "decode_error"]
+
+_MAX_SAMPLES = 40_000
+
+
+def _series(theta0: torch.Tensor, k: torch.Tensor, T: int) -> torch.Tensor:
+    return theta0[:, None] * torch.exp(-k[:, None] * torch.arange(T, dtype=torch.float64))
+
+
+def decode_error(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None) -> torch.Tensor:
+    """Mean squared error of the decoded value against ReLU(v), for C candidate LUTs at once.
+
+    ``v``: (M,) samples; ``enc``/``cal``: (C, T). Returns (C,).
+    """
+    T = enc.shape[1]
+    ge = v[None, :, None] >= enc[:, None, :]
+    fired = ge.any(-1)
+    t_e = ge.double().argmax(-1)
+    val = torch.where(fired, torch.gather(enc, 1, t_e), torch.zeros(()))
+    if cal is not None:
+        r = v[None, :] - torch.gather(enc, 1, t_e)
+        ok = (r[..., None] >= cal[:, None, :]) & (torch.arange(T) >= t_e[..., None]) & fired[..., None]
+        t_c = ok.double().argmax(-1)
+        val = val + torch.where(ok.any(-1), torch.gather(cal, 1, t_c), torch.zeros(()))
+    return ((val - v.clamp(min=0)[None]) ** 2).mean(1)
+
+
+def _best(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None, chunk: int = 64) -> int:
+    errs = []
+    for i in range(0, enc.shape[0], chunk):
+        errs.append(decode_error(v, enc[i:i + chunk], None if cal is None else cal[i:i + chunk]))
+    return int(torch.cat(errs).argmin())
+
+
+def fit_stage(v: torch.Tensor, T: int, calibrated: bool) -> tuple[float, float, float, float]:
+    """Grid search on one stage's membrane samples; returns θ_e(0), k_e, θ_c(0), k_c."""
+    v = v.flatten().double()
+    if v.numel() > _MAX_SAMPLES:
+        v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(0))[:_MAX_SAMPLES]]
+    pos = v[v > 0]
+    top = float(torch.quantile(pos, 0.999)) if pos.numel() else 1.0
+    top = max(top, 1e-6)
+    e0_grid = torch.tensor(np.geomspace(0.08, 1.5, 24) * top)
+    k_grid = torch.tensor(np.linspace(0.0, 3.0, 31) if T > 1 else [0.0])
+    ratio_grid = torch.tensor(np.geomspace(0.05, 1.0, 16))
+    kc_grid = torch.tensor(np.linspace(0.0, 3.0, 16) if T > 1 else [0.0])
+    e0, ke = top * 0.5, 0.7
+    c0, kc = 0.25 * e0, 0.7
+    for _ in range(2 if calibrated else 1):
+        E0, KE = torch.meshgrid(e0_grid, k_grid, indexing="ij")
+        E0, KE = E0.flatten(), KE.flatten()
+        enc = _series(E0, KE, T)
+        cal = _series(E0 * (c0 / e0), torch.full_like(KE, kc), T) if calibrated else None
+        j = _best(v, enc, cal)
+        e0, ke = float(E0[j]), float(KE[j])
+        if not calibrated:
+            break
+        R, KC = torch.meshgrid(ratio_grid, kc_grid, indexing="ij")
+        R, KC = R.flatten(), KC.flatten()
+        enc = _series(torch.full_like(R, e0), torch.full_like(R, ke), T)
+        cal = _series(R * e0, KC, T)
+        j = _best(v, enc, cal)
+        c0, kc = float(R[j]) * e0, float(KC[j])
+    return e0, ke, c0, kc
+
+
+@torch.no_grad()
+def fit_ttfs_thresholds(snn: FloatSNN, x: torch.Tensor, progress: bool = True) -> dict:
+    """Set every stage's threshold series from the SNN's own membranes on ``x``."""
+    calibrated = snn.coding == "sc-ttfs"
+    fitted = {}
+    for stage in tqdm(snn.stages, desc=f"fit {snn.coding} thresholds (T={snn.T})", disable=not progress, leave=False):
+        v = snn.stage_inputs(x, stage)
+        e0, ke, c0, kc = fit_stage(v, snn.T, calibrated)
+        snn.thresholds[stage].set(e0, ke, c0, kc)
+        fitted[stage] = (e0, ke, c0, kc)
+    return fitted
+
+
+@torch.no_grad()
+def fit_rate_thresholds(snn: FloatSNN, x: torch.Tensor, y: torch.Tensor,
+                        percentiles: tuple[float, ...] = (99.0, 99.7, 99.9, 99.99, 100.0)) -> float:
+    """λ per stage = a percentile of the ANN's activations; picks the percentile by accuracy on (x, y)."""
+    acts = _ann_activations(snn, x.double())
+    best, best_acc = percentiles[0], -1.0
+    for p in percentiles:
+        lam = [max(float(np.percentile(acts[s], p)), 1e-6) for s in snn.stages]
+        snn.rate_theta.copy_(torch.tensor(lam, dtype=torch.float64))
+        acc = (snn(x).argmax(1) == y).double().mean().item()
+        if acc > best_acc:
+            best, best_acc = p, acc
+    lam = [max(float(np.percentile(acts[s], best)), 1e-6) for s in snn.stages]
+    snn.rate_theta.copy_(torch.tensor(lam, dtype=torch.float64))
+    return best
+
+
+def _ann_activations(snn: FloatSNN, x: torch.Tensor) -> dict[str, np.ndarray]:
+    from .graph import apply_layer
+
+    acts = {}
+    if snn.input_coding == "spikes":
+        acts[INPUT_STAGE] = x.flatten().numpy()
+    h = x
+    for i, layer in enumerate(snn.layers):
+        if not layer.weighted:
+            h = apply_layer(layer, h)
+            continue
+        h = snn.charge(i, h)
+        if i == snn.weighted[-1]:
+            break
+        h = h.clamp(min=0)
+        a = h.flatten()
+        a = a[a > 0]
+        acts[str(i)] = a.numpy() if a.numel() else np.ones(1)
+    return acts

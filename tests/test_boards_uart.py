@@ -1,0 +1,231 @@
+"""The UART and the UART top in amaranth.sim, around a stand-in network core.
+
+The real network (rtl_gen.NetworkTop) is covered by tests/test_uart.py (cocotb, bit-exact with
+snnfpga.reference); here ``FakeNetworkCore`` -- a TEST DOUBLE with NetworkTop's pixels/result
+stream signature computing one small dense layer -- pins the protocol plumbing quickly.
+"""
+
+import numpy as np
+import pytest
+from amaranth import Module, Signal, signed, unsigned
+from amaranth.lib import data, stream, wiring
+from amaranth.lib.wiring import In, Out
+from amaranth.sim import Simulator
+
+from boards.protocol import SYNC, Protocol, ProtocolError
+from boards.uart import UARTRx, UARTTx, divisor_for
+from boards.uart_top import UARTTop
+from snnfpga.ir import InputSpec, Layer, Network
+
+
+# --------------------------------------------------------------------------- test double
+class FakeNetworkCore(wiring.Component):
+    """TEST DOUBLE ONLY (not used by the real flow): NetworkTop's stream signature, computing
+    ``membrane[k] = Σ_i W[k, i]·x_i`` and ``cls = argmax`` (lowest index on ties)."""
+
+    def __init__(self, weight: np.ndarray, *, input_bits: int, acc_bits: int, signed_input=False):
+        self.weight = weight
+        self.n_out, self.n_in = weight.shape
+        self.acc_bits = acc_bits
+        self.cls_bits = max(1, (self.n_out - 1).bit_length())
+        layout = data.StructLayout({"membrane": signed(acc_bits), "cls": unsigned(self.cls_bits), "last": 1})
+        pix = signed(input_bits) if signed_input else unsigned(input_bits)
+        super().__init__({"pixels": In(stream.Signature(pix)), "result": Out(stream.Signature(layout))})
+
+    def elaborate(self, platform):
+        m = Module()
+        acc = [Signal(signed(self.acc_bits), name=f"acc{k}") for k in range(self.n_out)]
+        idx = Signal(range(max(self.n_in, self.n_out) + 1))
+        best = Signal(signed(self.acc_bits))
+        best_k = Signal(self.cls_bits)
+        out_mem = Signal(signed(self.acc_bits))
+        with m.FSM():
+            with m.State("IN"):
+                m.d.comb += self.pixels.ready.eq(1)
+                with m.If(self.pixels.valid):
+                    with m.Switch(idx):
+                        for i in range(self.n_in):
+                            with m.Case(i):
+                                for k in range(self.n_out):
+                                    m.d.sync += acc[k].eq(acc[k] + int(self.weight[k, i]) * self.pixels.payload)
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx == self.n_in - 1):
+                        m.d.sync += idx.eq(0)
+                        m.next = "OUT"
+            with m.State("OUT"):
+                with m.Switch(idx):
+                    for k in range(self.n_out):
+                        with m.Case(k):
+                            m.d.comb += out_mem.eq(acc[k])
+                is_best = (idx == 0) | (out_mem > best)
+                m.d.comb += [self.result.valid.eq(1), self.result.payload.membrane.eq(out_mem),
+                             self.result.payload.last.eq(idx == self.n_out - 1),
+                             self.result.payload.cls.eq(best_k)]
+                with m.If(is_best):
+                    m.d.comb += self.result.payload.cls.eq(idx)
+                with m.If(self.result.ready):
+                    with m.If(is_best):
+                        m.d.sync += [best.eq(out_mem), best_k.eq(idx)]
+                    m.d.sync += idx.eq(idx + 1)
+                    with m.If(idx == self.n_out - 1):
+                        m.d.sync += [idx.eq(0)] + [a.eq(0) for a in acc]
+                        m.next = "IN"
+        return m
+
+
+def _fake_net(weight: np.ndarray, input_bits: int, acc_bits: int, signed_input=False) -> Network:
+    n_out, n_in = weight.shape
+    inp = InputSpec(shape=(n_in,), bits=input_bits, signed=signed_input)
+    layer = Layer(kind="dense", in_shape=(n_in,), out_shape=(n_out,), weight=weight,
+                  bias=np.zeros(n_out, dtype=np.int64), weight_bits=8, acc_bits=acc_bits)
+    return Network(name="fake", coding="sc-ttfs", timesteps=2, input=inp, layers=[layer])
+
+
+# --------------------------------------------------------------------------- UART host model
+async def send_byte(ctx, line, byte, divisor):
+    for bit in [0] + [(byte >> i) & 1 for i in range(8)] + [1]:
+        ctx.set(line, bit)
+        await ctx.tick().repeat(divisor)
+
+
+async def recv_bytes(ctx, line, divisor, n, out: list, timeout=200000):
+    """Collect ``n`` bytes from ``line`` (sampled mid-bit)."""
+    waited = 0
+    while len(out) < n:
+        if ctx.get(line):
+            await ctx.tick()
+            waited += 1
+            assert waited < timeout, f"no byte after {timeout} cycles (got {out})"
+            continue
+        waited = 0
+        await ctx.tick().repeat(divisor // 2)
+        assert ctx.get(line) == 0
+        byte = 0
+        for i in range(8):
+            await ctx.tick().repeat(divisor)
+            byte |= ctx.get(line) << i
+        await ctx.tick().repeat(divisor)
+        assert ctx.get(line) == 1, "stop bit must be 1"
+        out.append(byte)
+
+
+# --------------------------------------------------------------------------- tests
+def test_divisor_for():
+    assert divisor_for(25e6, 115200) == 217
+    assert divisor_for(12e6, 115200) == 104
+    assert divisor_for(12e6, 1_000_000) == 12
+    with pytest.raises(ValueError, match="too fast"):
+        divisor_for(12e6, 6_000_000)
+    with pytest.raises(TypeError, match=r"divisor must be an integer >= 4, not 2"):
+        UARTTx(divisor=2)
+
+
+@pytest.mark.parametrize("divisor", [4, 7])
+def test_uart_loopback(divisor):
+    """tx → rx on the same clock: every byte comes back, nothing is flagged."""
+    m = Module()
+    m.submodules.tx = tx = UARTTx(divisor=divisor)
+    m.submodules.rx = rx = UARTRx(divisor=divisor)
+    m.d.comb += rx.rx.eq(tx.tx)
+    sent = [0x00, 0xFF, 0xA5, 0x5A, 0x01, 0x80]
+    got, flags = [], []
+
+    async def producer(ctx):
+        for b in sent:
+            ctx.set(tx.data.payload, b)
+            ctx.set(tx.data.valid, 1)
+            await ctx.tick().until(tx.data.ready)
+        ctx.set(tx.data.valid, 0)
+
+    async def consumer(ctx):
+        ctx.set(rx.data.ready, 1)
+        while len(got) < len(sent):
+            await ctx.tick()
+            if ctx.get(rx.data.valid):
+                got.append(ctx.get(rx.data.payload))
+            if ctx.get(rx.overflow) or ctx.get(rx.frame_error):
+                flags.append(1)
+
+    sim = Simulator(m)
+    sim.add_clock(1e-6)
+    sim.add_testbench(producer, background=True)
+    sim.add_testbench(consumer)
+    sim.run()
+    assert got == sent and not flags
+
+
+def test_uart_rx_frame_error():
+    dut = UARTRx(divisor=4)
+    seen = {}
+
+    async def tb(ctx):
+        ctx.set(dut.data.ready, 1)
+        for bit in [0] + [1] * 8 + [0]:  # stop bit 0
+            ctx.set(dut.rx, bit)
+            for _ in range(4):
+                await ctx.tick()
+                seen["fe"] = seen.get("fe", 0) | ctx.get(dut.frame_error)
+                seen["v"] = seen.get("v", 0) | ctx.get(dut.data.valid)
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(8)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(tb)
+    sim.run()
+    assert seen == {"fe": 1, "v": 0}
+
+
+def test_protocol_roundtrip_and_errors():
+    p = Protocol(input_size=3, input_bits=12, input_signed=True, n_classes=2, out_acc_bits=17)
+    assert p.pixel_bytes == 2 and p.membrane_bytes == 3
+    assert p.encode_frame([-1, 2047, -2048]) == bytes([SYNC, 0xFF, 0xFF, 0xFF, 0x07, 0x00, 0xF8])
+    r = p.decode_response(p.encode_response(1, [-5, 65535]))
+    assert r.cls == 1 and r.membranes == (-5, 65535)
+    with pytest.raises(ProtocolError, match="pixel 0 is 2048, outside -2048..2047"):
+        p.encode_frame([2048, 0, 0])
+    with pytest.raises(ProtocolError, match="a frame must have 3 pixels, not 2"):
+        p.encode_frame([0, 0])
+    with pytest.raises(ProtocolError, match="a response must be 7 bytes, not 6"):
+        p.decode_response(bytes(6))
+    with pytest.raises(ProtocolError, match="class byte is 2"):
+        p.decode_response(bytes(6) + b"\x02")
+
+
+@pytest.mark.parametrize("input_bits,signed_input", [(8, False), (10, True)])
+def test_uart_top_with_test_double(input_bits, signed_input):
+    """Bytes in, responses out, through the protocol code the host uses; garbage before a
+    sync byte is ignored; frames sent back to back are all answered in order."""
+    rng = np.random.default_rng(input_bits)
+    weight = rng.integers(-8, 8, size=(3, 5))
+    acc_bits = 20
+    net = _fake_net(weight, input_bits, acc_bits, signed_input)
+    core = FakeNetworkCore(weight, input_bits=input_bits, acc_bits=acc_bits, signed_input=signed_input)
+    divisor = 4
+    dut = UARTTop(net, divisor=divisor, core=core, led_width=4)
+    proto = dut.protocol
+    lo, hi = net.input.value_range
+    frames = rng.integers(lo, hi + 1, size=(3, 5))
+    frames[0, 0] = SYNC if not signed_input else frames[0, 0]  # sync value inside the data
+    stream_bytes = bytes([0x00, 0x13]) + b"".join(proto.encode_frame(f) for f in frames)
+    got: list[int] = []
+
+    async def host_tx(ctx):
+        ctx.set(dut.rx, 1)
+        await ctx.tick().repeat(3)
+        for b in stream_bytes:
+            await send_byte(ctx, dut.rx, b, divisor)
+
+    async def host_rx(ctx):
+        await recv_bytes(ctx, dut.tx, divisor, proto.response_bytes * len(frames), got)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host_tx, background=True)
+    sim.add_testbench(host_rx)
+    sim.run()
+    responses = proto.split_responses(bytes(got))
+    for f, r in zip(frames, responses):
+        want = weight @ f
+        assert r.membranes == tuple(int(x) for x in want)
+        assert r.cls == int(np.argmax(want))
