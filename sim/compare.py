@@ -127,14 +127,15 @@ def compare(net: Network, frames: np.ndarray, obs: dict, ref: reference.Result |
             want_m = [int(x) for x in ref.output[img]]
             if m is None:
                 why = f"{prefix}: no result" + (f" ({error})" if error else "")
-            elif [int(x) for x in m] != want_m:
+            elif [None if x is None else int(x) for x in m] != want_m:
                 if len(m) != len(want_m):
                     why = (f"{prefix}: output membranes: RTL sent {len(m)} values, reference has "
                            f"{len(want_m)}")
                 else:
-                    diff = [k for k in range(len(m)) if int(m[k]) != want_m[k]]
+                    diff = [k for k in range(len(m)) if m[k] is None or int(m[k]) != want_m[k]]
                     k = diff[0]
-                    why = (f"{prefix}: output membrane {k}: RTL {int(m[k])} vs reference {want_m[k]} "
+                    got_k = "X" if m[k] is None else int(m[k])
+                    why = (f"{prefix}: output membrane {k}: RTL {got_k} vs reference {want_m[k]} "
                            f"({len(diff)} of {len(m)} differ)")
             elif cls is None or int(cls) != int(ref.classes[img]):
                 why = f"{prefix}: class: RTL {cls} vs reference {int(ref.classes[img])} (membranes equal)"

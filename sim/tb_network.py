@@ -39,7 +39,8 @@ import numpy as np
 
 import cocotb
 from cocotb.clock import Clock
-from cocotb.triggers import ClockCycles, Event, First, ReadOnly, RisingEdge, SimTimeoutError, with_timeout
+from cocotb.triggers import (ClockCycles, Event, First, ReadOnly, RisingEdge, SimTimeoutError, Timer,
+                             with_timeout)
 from cocotb.utils import get_sim_time
 
 CONFIG_ENV = "SNNFPGA_TB_CONFIG"
@@ -80,7 +81,11 @@ class Tap:
             await ReadOnly()
             v, d = self.valid(), self.done()
             if v:
-                self.current.append([self.neuron(), self.time(), self.kind()])
+                try:
+                    self.current.append([self.neuron(), self.time(), self.kind()])
+                except ValueError:
+                    tb.protocol_errors.append(f"{self.name}: event with X/Z bits in frame {len(self.frames)}")
+                    self.current.append([-1, -1, -1])
                 self.events += 1
             if d:  # the events of the done cycle belong to the frame it closes
                 self.frames.append(self.current)
@@ -108,6 +113,7 @@ class TB:
         self.cls_bits = int(s["cls_bits"])
         self.pixel_bits = int(s["input"]["bits"])
         self.gaps = False
+        self.t0 = 0.0
         self.backpressure = False
         self.taps = [Tap(self, t["name"]) for t in s["taps"]]
         self.tap_stage = {t["name"]: str(t["stage"]) for t in s["taps"]}
@@ -123,7 +129,7 @@ class TB:
     # ---------------------------------------------------------------- time
     def cycle(self) -> int:
         """Index of the clock edge that commits what is seen now (rising edges at k·period)."""
-        return int(get_sim_time("ns")) // self.period + 1
+        return int(get_sim_time("ns") - self.t0) // self.period + 1
 
     # ---------------------------------------------------------------- setup
     async def reset(self) -> None:
@@ -132,6 +138,9 @@ class TB:
         dut.pixels__payload.value = 0
         dut.result__ready.value = 0
         dut.rst.value = 1
+        dut.clk.value = 0
+        await Timer(1, "ns")  # inputs defined before the first clock edge (no X on any edge)
+        self.t0 = get_sim_time("ns")
         Clock(dut.clk, self.period, unit="ns", impl="gpi").start(start_high=True)
         await ClockCycles(dut.clk, 4)
         dut.rst.value = 0
@@ -179,9 +188,18 @@ class TB:
             await ReadOnly()
             v = valid()
             if v and ready:
-                word = payload()
-                m = word & acc_mask
-                self.beats.append(m - (1 << self.acc_bits) if m & sign else m)
+                try:
+                    word = payload()
+                except ValueError:  # X/Z bits: keep the bits we can read, the membrane is unknown
+                    raw = dut.result__payload.value
+                    self.protocol_errors.append(f"frame {len(self.results)} beat {len(self.beats)}: "
+                                                f"result payload has X/Z bits: {raw}")
+                    word = int(str(raw).replace("x", "0").replace("X", "0").replace("z", "0").replace("Z", "0"), 2)
+                    word &= ~acc_mask
+                    self.beats.append(None)
+                else:
+                    m = word & acc_mask
+                    self.beats.append(m - (1 << self.acc_bits) if m & sign else m)
                 last = (word >> (self.acc_bits + self.cls_bits)) & 1
                 if last:
                     self.results.append({"membranes": self.beats,

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["mlp", "cnn", "build_model", "MODELS"]
+__all__ = ["mlp", "cnn", "build_model", "MODELS", "save_checkpoint", "load_checkpoint"]
 
 
 def mlp(in_shape: tuple[int, ...], hidden: tuple[int, ...] = (128,), classes: int = 10,
@@ -44,3 +44,43 @@ def build_model(kind: str, in_shape: tuple[int, ...], classes: int = 10, hidden:
     if kind == "cnn":
         return cnn(in_shape, hidden or (16, 32), classes)
     raise ValueError(f"unknown model {kind!r}; choose one of: {', '.join(MODELS)}")
+
+
+def save_checkpoint(model: nn.Sequential, arch: dict, path) -> None:
+    """``<path>`` holds the state dict (tensors only), ``<path>.json`` the architecture."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    path = Path(path)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    torch.save(model.state_dict(), path)
+    path.with_suffix(path.suffix + ".json").write_text(json.dumps(arch, indent=1, sort_keys=True) + "\n")
+
+
+def load_checkpoint(path) -> tuple[nn.Sequential, dict]:
+    """Rebuild a model saved by :func:`save_checkpoint` (``weights_only``: nothing is unpickled)."""
+    import json
+    from pathlib import Path
+
+    import torch
+
+    path = Path(path)
+    meta = path.with_suffix(path.suffix + ".json")
+    if not path.is_file():
+        raise FileNotFoundError(f"{path}: checkpoint not found")
+    if not meta.is_file():
+        raise FileNotFoundError(f"{meta}: architecture file not found (written beside the checkpoint by 'snnfpga train')")
+    try:
+        arch = json.loads(meta.read_text())
+        model = build_model(arch["model"], tuple(arch["in_shape"]), arch["classes"], tuple(arch["hidden"]))
+    except (json.JSONDecodeError, KeyError, TypeError) as e:
+        raise ValueError(f"{meta}: malformed architecture file ({e!r}); needs model, in_shape, classes, hidden") from None
+    try:
+        state = torch.load(path, weights_only=True, map_location="cpu")
+        model.load_state_dict(state)
+    except Exception as e:  # torch raises several types for a bad file
+        raise ValueError(f"{path}: not a loadable state dict for {arch['model']} ({e})") from None
+    model.eval()
+    return model, arch

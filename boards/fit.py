@@ -1,0 +1,87 @@
+"""Will the network fit? Block RAM needs estimated from the IR, before the toolchain runs.
+
+The memories follow docs/hardware.md's summary: per weighted layer, the weights
+(``weight_words`` = number of weights, ``weight_bits`` wide, split over ``lanes`` memories)
+and two membrane banks (``membrane_words = 2·n_out`` of ``acc_bits``); plus the UART top's
+request FIFO (one request). It is a lower bound (the generator may add buffers), so a
+design refused here cannot fit; one accepted may still fail at place and route, which is
+reported from nextpnr.
+
+Weights have initial contents, so on iCE40 they must sit in EBR (SPRAM cannot be
+initialised); memories smaller than ``SMALL_BITS`` are assumed to go to logic.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+
+from .registry import Board, BoardError
+
+__all__ = ["MemoryNeed", "memory_needs", "blocks_for", "check_fit", "SMALL_BITS"]
+
+#: memories below this many bits are left to LUTs / distributed RAM by yosys' memory mapping
+SMALL_BITS = 1024
+
+
+@dataclass(frozen=True)
+class MemoryNeed:
+    name: str
+    depth: int
+    width: int
+    count: int = 1  # identical memories (lanes, banks)
+    initialised: bool = False
+
+    @property
+    def bits(self) -> int:
+        return self.depth * self.width * self.count
+
+
+def memory_needs(net, *, lanes: int = 1, request_bytes: int | None = None) -> list[MemoryNeed]:
+    """Every memory the UART top around ``NetworkTop(net, lanes=lanes)`` needs (lower bound)."""
+    if not isinstance(lanes, int) or lanes < 1:
+        raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
+    needs = []
+    for i, layer in enumerate(net.layers):
+        if not layer.weighted:
+            continue
+        words = int(layer.weight.size)
+        needs.append(MemoryNeed(f"layer {i} weights", math.ceil(words / lanes), layer.weight_bits,
+                                count=min(lanes, words), initialised=True))
+        needs.append(MemoryNeed(f"layer {i} membranes", 2 * layer.n_out, layer.acc_bits))
+    if request_bytes is None:
+        request_bytes = 1 + net.input.size * ((net.input.bits + 7) // 8)
+    needs.append(MemoryNeed("UART request FIFO", max(16, request_bytes), 8))
+    return needs
+
+
+def blocks_for(depth: int, width: int, configs) -> int:
+    """Fewest blocks of the given ``(depth, width)`` shapes holding a ``depth × width`` memory."""
+    return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in configs)
+
+
+def check_fit(net, board: Board, *, lanes: int = 1) -> dict:
+    """Estimate block RAM use on ``board``; raise :class:`BoardError` naming what is short.
+
+    Returns ``{"bram_blocks", "bram_available", "memories": [{name, depth, width, count, blocks}]}``.
+    """
+    rows, total = [], 0
+    for mem in memory_needs(net, lanes=lanes):
+        if mem.depth * mem.width < SMALL_BITS:
+            blocks = 0
+        else:
+            blocks = mem.count * blocks_for(mem.depth, mem.width, board.bram_configs)
+        total += blocks
+        rows.append({"name": mem.name, "depth": mem.depth, "width": mem.width, "count": mem.count,
+                     "bits": mem.bits, "blocks": blocks})
+    avail = board.capacity["BRAM"]
+    if total > avail:
+        biggest = sorted(rows, key=lambda r: -r["blocks"])[:3]
+        detail = ", ".join(f"{r['name']} {r['count']}x{r['depth']}x{r['width']} bit: {r['blocks']}"
+                           for r in biggest if r["blocks"])
+        kind = "EBR" if board.family in ("ecp5", "ice40") else "RAMB18"
+        raise BoardError(
+            f"network {net.name!r} with lanes={lanes} needs {total} {kind} block RAMs "
+            f"({board.bram_bits // 1024} Kbit each), {board.device} on {board.name} has {avail} "
+            f"(largest: {detail}); use a larger board, fewer weight bits or a smaller network")
+    return {"bram_blocks": total, "bram_available": avail, "memories": rows}

@@ -1,0 +1,36 @@
+"""``snnfpga generate MODEL -o OUTDIR [--lanes N]``: IR file in, Verilog and summary JSON out.
+
+Amaranth is imported inside the handler only, so the CLI loads without the hardware extras.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser"]
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser("generate", help="generate Verilog for a Network IR",
+                              description="Generate the Amaranth network top as Verilog plus its summary JSON.")
+    p.add_argument("model", help="the IR file (<name>.snn.json / .snn.npz)")
+    p.add_argument("-o", "--out", required=True, help="output directory")
+    p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
+    p.add_argument("--name", default="snn_top", help="top module name (default snn_top)")
+    p.set_defaults(func=_handler)
+
+
+def _handler(args: argparse.Namespace) -> int:
+    import json
+
+    from snnfpga.ir import load
+
+    from .emit import generate
+
+    net = load(args.model)
+    v_path = generate(net, args.out, lanes=args.lanes, name=args.name)
+    info = json.loads(v_path.with_suffix(".json").read_text())
+    layers = ", ".join(f"{d['n_in']}->{d['n_out']}" for d in info["layers"])
+    print(f"{net.name}: {net.coding} T={net.timesteps} layers {layers}, lanes={args.lanes}")
+    print(f"wrote {v_path} and {v_path.with_suffix('.json')}")
+    return 0

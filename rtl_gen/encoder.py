@@ -1,0 +1,154 @@
+"""Input encoders (``input_coding == "spikes"``): pixels in, the ``in`` stage's events out.
+
+(SC-)TTFS: each pixel is encoded as it arrives, exactly like a membrane (``ttfs_encode``).
+Rate: an IF neuron per pixel (``v += x`` every step) needs the whole frame for every step, so
+pixels are stored in a double-banked frame memory (frame f+1 streams in while frame f is
+encoded) and the encoder runs T passes over it, keeping the membranes in a second memory.
+"""
+
+from __future__ import annotations
+
+from amaranth.hdl import Module, Mux, Signal, signed
+from amaranth.lib import stream, wiring
+from amaranth.lib.memory import Memory
+from amaranth.lib.wiring import In, Out
+
+from snnfpga.ir import Network, RateNeuron, TTFSNeuron
+
+from .events import event_signature, index_bits, pixel_shape, time_bits
+from .luts import ttfs_encode
+
+__all__ = ["InputEncoder"]
+
+
+class InputEncoder(wiring.Component):
+    """Encodes pixels into spike events of stage ``in``.
+
+    Members
+    -------
+    pixels : ``In(stream.Signature(pixel))``
+        One pixel per beat, ``input.size`` beats per frame.
+    o_events : ``Out(stream.Signature(EventLayout))``
+        Events and end markers (one per frame for TTFS, one per step for rate).
+    """
+
+    def __init__(self, net: Network):
+        if net.input.input_coding != "spikes":
+            raise ValueError(f"input_coding must be 'spikes' for an input encoder, not {net.input.input_coding!r}")
+        self.net = net
+        self.n = net.input.size
+        self.T = net.timesteps
+        self.tb = time_bits(self.T)
+        self.pshape = pixel_shape(net.input.bits, net.input.signed)
+        super().__init__({"pixels": In(stream.Signature(self.pshape)),
+                          "o_events": Out(event_signature(index_bits(self.n), self.tb))})
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        if isinstance(self.net.input.neuron, TTFSNeuron):
+            self._ttfs(m, self.net.input.neuron)
+        else:
+            self._rate(m, self.net.input.neuron)
+        return m
+
+    def _ttfs(self, m: Module, neuron: TTFSNeuron) -> None:
+        n = self.n
+        x = Signal(signed(self.net.input.bits + 1))
+        i = Signal(range(n))
+        e = ttfs_encode(m, x, neuron, self.tb)
+        o, p = self.o_events, self.pixels
+        with m.FSM(name="in_encode"):
+            with m.State("LOAD"):
+                m.d.comb += p.ready.eq(1)
+                with m.If(p.valid):
+                    m.d.sync += x.eq(p.payload)
+                    m.next = "ENC"
+            with m.State("ENC"):
+                m.d.comb += [o.valid.eq(e.fired), o.payload.neuron.eq(i), o.payload.time.eq(e.t_enc)]
+
+                def done_pixel():
+                    with m.If(i == n - 1):
+                        m.d.sync += i.eq(0)
+                        m.next = "END"
+                    with m.Else():
+                        m.d.sync += i.eq(i + 1)
+                        m.next = "LOAD"
+                with m.If(~o.valid | o.ready):
+                    if neuron.calibrated:
+                        with m.If(e.cal_fired):
+                            m.next = "CAL"
+                        with m.Else():
+                            done_pixel()
+                    else:
+                        done_pixel()
+            with m.State("CAL"):
+                m.d.comb += [o.valid.eq(1), o.payload.neuron.eq(i), o.payload.time.eq(e.t_cal),
+                             o.payload.kind.eq(1)]
+                with m.If(o.ready):
+                    done_pixel()
+            with m.State("END"):
+                m.d.comb += [o.valid.eq(1), o.payload.end.eq(1)]
+                with m.If(o.ready):
+                    m.next = "LOAD"
+
+    def _rate(self, m: Module, neuron: RateNeuron) -> None:
+        n, T, bits = self.n, self.T, self.net.input.bits
+        o, p = self.o_events, self.pixels
+        frame = Memory(shape=self.pshape, depth=2 * n, init=[])
+        m.submodules.frame = frame
+        f_wp = frame.write_port()
+        f_rp = frame.read_port()
+        vbits = (max(bits, neuron.theta.bit_length(), abs(neuron.v0).bit_length())
+                 + T.bit_length() + 2)
+        vmem = Memory(shape=signed(vbits), depth=n, init=[])
+        m.submodules.membrane = vmem
+        v_wp = vmem.write_port()
+        v_rp = vmem.read_port()
+        # writer: fills bank wbank, then hands it to the reader
+        wbank = Signal()
+        wi = Signal(range(n))
+        full = Signal()
+        busy = Signal()
+        start = Signal()
+        m.d.comb += [p.ready.eq(~full), f_wp.addr.eq(Mux(wbank, n, 0) + wi), f_wp.data.eq(p.payload),
+                     f_wp.en.eq(p.valid & p.ready)]
+        with m.If(p.valid & p.ready):
+            m.d.sync += wi.eq(Mux(wi == n - 1, 0, wi + 1))
+            with m.If(wi == n - 1):
+                m.d.sync += full.eq(1)
+        with m.If(full & ~busy):
+            m.d.comb += start.eq(1)
+            m.d.sync += [full.eq(0), wbank.eq(~wbank)]
+        # reader: T passes over bank ~wbank
+        ri = Signal(range(n))
+        t = Signal(range(T))
+        m.d.comb += [f_rp.addr.eq(Mux(wbank, 0, n) + ri), v_rp.addr.eq(ri), v_wp.addr.eq(ri)]
+        vnew = Signal(signed(vbits))
+        m.d.comb += vnew.eq(Mux(t == 0, neuron.v0, v_rp.data) + f_rp.data)
+        fire = vnew >= neuron.theta
+        with m.FSM(name="in_encode"):
+            with m.State("IDLE"):
+                with m.If(start):
+                    m.d.sync += [busy.eq(1), ri.eq(0), t.eq(0)]
+                    m.next = "READ"
+            with m.State("READ"):
+                m.next = "FIRE"
+            with m.State("FIRE"):
+                m.d.comb += [o.valid.eq(fire), o.payload.neuron.eq(ri), o.payload.time.eq(t)]
+                with m.If(~o.valid | o.ready):
+                    m.d.comb += [v_wp.en.eq(1), v_wp.data.eq(vnew - Mux(fire, neuron.theta, 0))]
+                    with m.If(ri == n - 1):
+                        m.d.sync += ri.eq(0)
+                        m.next = "END"
+                    with m.Else():
+                        m.d.sync += ri.eq(ri + 1)
+                        m.next = "READ"
+            with m.State("END"):
+                m.d.comb += [o.valid.eq(1), o.payload.end.eq(1), o.payload.time.eq(t)]
+                with m.If(o.ready):
+                    with m.If(t == T - 1):
+                        m.d.sync += [t.eq(0), busy.eq(0)]
+                        m.next = "IDLE"
+                    with m.Else():
+                        m.d.sync += t.eq(t + 1)
+                        m.next = "READ"

@@ -1,0 +1,38 @@
+"""Plots people would rather look at than tables (PNG, no display needed)."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+__all__ = ["plot_accuracy_vs_timesteps"]
+
+
+def plot_accuracy_vs_timesteps(sweep: list[dict], float_ann: float, path: Path, title: str) -> Path:
+    """Integer (solid) and float SNN (dashed) accuracy against T, one colour per coding."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    fig, ax = plt.subplots(figsize=(6.4, 4.2), dpi=120)
+    colours = {"sc-ttfs": "tab:blue", "ttfs": "tab:orange", "rate": "tab:green"}
+    for coding in ("sc-ttfs", "ttfs", "rate"):
+        rows = sorted((r for r in sweep if r["coding"] == coding), key=lambda r: r["timesteps"])
+        if not rows:
+            continue
+        ts = [r["timesteps"] for r in rows]
+        ax.plot(ts, [100 * r["int_ref"] for r in rows], "o-", color=colours[coding], label=f"{coding} integer")
+        ax.plot(ts, [100 * r["float_snn"] for r in rows], "x--", color=colours[coding], alpha=0.6,
+                label=f"{coding} float SNN")
+    ax.axhline(100 * float_ann, color="black", lw=1, ls=":", label=f"float ANN {100 * float_ann:.2f}%")
+    ax.set_xscale("log", base=2)
+    ax.set_xlabel("timesteps T")
+    ax.set_ylabel("test accuracy (%)")
+    ax.set_title(title)
+    ax.grid(alpha=0.3)
+    ax.legend(fontsize=7, loc="lower right")
+    fig.tight_layout()
+    path.parent.mkdir(parents=True, exist_ok=True)
+    fig.savefig(path)
+    plt.close(fig)
+    return path
