@@ -1,11 +1,9 @@
 """Will the network fit? Block RAM needs estimated from the IR, before the toolchain runs.
 
-The memories follow docs/hardware.md's summary: per weighted layer, the weights
-(``weight_words`` = number of weights, ``weight_bits`` wide, split over ``lanes`` memories)
-and two membrane banks (``membrane_words = 2·n_out`` of ``acc_bits``); plus the UART top's
-request FIFO (one request). It is a lower bound (the generator may add buffers), so a
-design refused here cannot fit; one accepted may still fail at place and route, which is
-reported from nextpnr.
+The memories follow docs/hardware.md's summary (``rtl_gen.summary``): per weighted layer
+the weights and the partial-sum banks, plus the UART top's request FIFO (one request).
+Small tables (biases, LUTs) are left to logic, so this is a lower bound: a design refused
+here cannot fit; one accepted may still fail at place and route (reported from nextpnr).
 
 Weights have initial contents, so on iCE40 they must sit in EBR (SPRAM cannot be
 initialised); memories smaller than ``SMALL_BITS`` are assumed to go to logic.
@@ -38,17 +36,25 @@ class MemoryNeed:
 
 
 def memory_needs(net, *, lanes: int = 1, request_bytes: int | None = None) -> list[MemoryNeed]:
-    """Every memory the UART top around ``NetworkTop(net, lanes=lanes)`` needs (lower bound)."""
+    """Every memory the UART top around ``NetworkTop(net, lanes=lanes)`` needs.
+
+    Sizes come from :func:`rtl_gen.summary` (docs/hardware.md): per weighted layer one weight
+    memory of ``weight_words`` words of ``lanes × weight_bits`` bits, and the partial-sum banks
+    (``membrane_words`` in all; two banks, plus an IF membrane memory for rate coding) of
+    ``lanes × acc_bits`` bits; then the UART request FIFO.
+    """
+    from rtl_gen import summary
+
     if not isinstance(lanes, int) or lanes < 1:
         raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
     needs = []
-    for i, layer in enumerate(net.layers):
-        if not layer.weighted:
-            continue
-        words = int(layer.weight.size)
-        needs.append(MemoryNeed(f"layer {i} weights", math.ceil(words / lanes), layer.weight_bits,
-                                count=min(lanes, words), initialised=True))
-        needs.append(MemoryNeed(f"layer {i} membranes", 2 * layer.n_out, layer.acc_bits))
+    for layer in summary(net, lanes=lanes)["layers"]:
+        i, L = layer["index"], layer["lanes"]
+        needs.append(MemoryNeed(f"layer {i} weights", layer["weight_words"], L * layer["weight_bits"],
+                                initialised=True))
+        banks = 3 if net.coding == "rate" else 2
+        needs.append(MemoryNeed(f"layer {i} membranes", max(1, layer["membrane_words"] // banks),
+                                L * layer["acc_bits"], count=banks))
     if request_bytes is None:
         request_bytes = 1 + net.input.size * ((net.input.bits + 7) // 8)
     needs.append(MemoryNeed("UART request FIFO", max(16, request_bytes), 8))

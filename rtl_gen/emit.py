@@ -9,7 +9,7 @@ from typing import Any
 from snnfpga.ir import Network
 
 from .events import index_bits, time_bits
-from .layer_common import check_lanes
+from .layer_common import check_lanes, multipliers, source_neuron
 from .top import NetworkTop, stages
 
 __all__ = ["generate", "summary"]
@@ -21,29 +21,23 @@ def summary(net: Network, *, lanes: int = 1, name: str = "snn_top") -> dict[str,
     out = net.output_layer
     tb = time_bits(net.timesteps)
     layers = []
-    weighted_seen = False
     for i, layer in enumerate(net.layers):
         if not layer.weighted:
             continue
         groups = -(-layer.n_out // lanes)
-        direct = not weighted_seen and net.input.input_coding == "direct"
-        weighted_seen = True
+        src = source_neuron(net, i)
+        direct = src is None
         if direct or net.coding == "rate":
             slots = 1
         else:
-            src = net.input.neuron if i == _first_weighted(net) else None
-            if src is None:
-                prev = [k for k, lay in enumerate(net.layers[:i]) if lay.weighted][-1]
-                src = net.layers[prev].neuron
-            slots = net.timesteps * (2 if getattr(src, "calibrated", False) else 1)
+            slots = net.timesteps * (2 if src.calibrated else 1)
+        # two banks of partial sums, plus the IF membranes of a rate layer
+        words = 2 * slots * groups + (groups if net.coding == "rate" else 0)
         layers.append({
             "index": i, "kind": layer.kind, "n_in": layer.n_in, "n_out": layer.n_out,
             "weight_bits": layer.weight_bits, "acc_bits": layer.acc_bits,
-            "weight_words": layer.n_in * groups, "membrane_words": 2 * slots * groups,
-            "lanes": lanes,
-            # multipliers: one per lane for W·x of a direct-input layer, one per lane for the
-            # dec[t] scaling of a TTFS encode pass; rate layers with spike input need none
-            "multipliers": (lanes if direct else 0) + (lanes if net.coding != "rate" and not direct else 0),
+            "weight_words": layer.n_in * groups, "membrane_words": words, "lanes": lanes,
+            "multipliers": multipliers(net, i, lanes),
         })
     return {
         "top": name, "coding": net.coding, "timesteps": net.timesteps, "lanes": lanes,
@@ -55,10 +49,6 @@ def summary(net: Network, *, lanes: int = 1, name: str = "snn_top") -> dict[str,
                   "time_bits": tb} for s, n in stages(net)],
         "layers": layers,
     }
-
-
-def _first_weighted(net: Network) -> int:
-    return next(i for i, layer in enumerate(net.layers) if layer.weighted)
 
 
 def generate(net: Network, out_dir: str | Path, *, lanes: int = 1, name: str = "snn_top") -> Path:

@@ -16,7 +16,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Module, Mux, Signal, Value, signed, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -24,7 +24,7 @@ from amaranth.lib.wiring import In, Out
 from snnfpga.ir import Layer, Network, TTFSNeuron, weighted_layers
 
 from .events import event_signature, index_bits, pixel_shape, result_signature, time_bits
-from .luts import pack_words
+from .luts import const_mul, pack_words
 
 __all__ = ["DenseLayerBase", "check_lanes", "check_supported", "source_neuron"]
 
@@ -51,6 +51,32 @@ def source_neuron(net: Network, index: int):
     if net.input.input_coding == "spikes":
         return net.input.neuron
     return None
+
+
+def power_of_two_shifts(values) -> list[int | None] | None:
+    """``log2`` of each value (None for 0) when all are 0 or powers of two, else None."""
+    out = []
+    for v in values:
+        if v == 0:
+            out.append(None)
+        elif v > 0 and v & (v - 1) == 0:
+            out.append(v.bit_length() - 1)
+        else:
+            return None
+    return out
+
+
+def multipliers(net: Network, index: int, lanes: int) -> int:
+    """Hardware multipliers layer ``index`` uses: ``W·x`` of a direct-input layer (one per
+    lane), or the ``dec[t]`` scaling of a (SC-)TTFS encode pass (one per lane, none when every
+    decode LUT entry is 0 or a power of two: shifts). Rate layers with spike input use none."""
+    src = source_neuron(net, index)
+    if src is None:
+        return lanes
+    if net.coding == "rate":
+        return 0
+    decs = list(src.dec_enc) + list(src.dec_cal or ())
+    return 0 if power_of_two_shifts(decs) is not None else lanes
 
 
 def lane(word: Value, k: int, width: int) -> Value:
@@ -179,11 +205,16 @@ class DenseLayerBase(wiring.Component):
         else:
             p = inp.payload
             in_row = p.neuron
-            in_slot = p.kind * T + p.time if S > T else (p.time if S == T else 0)
+            if self.net.coding == "rate":
+                in_slot = 0
+            elif S > T:  # calibrated source: slot = kind*T + t
+                in_slot = Mux(p.kind, T, 0) + p.time
+            else:
+                in_slot = p.time
             in_ev = ~p.end
             in_end = p.end
 
-        m.d.comb += [w_rp.addr.eq(row * G + g), d_raddr.eq(slot * G + g)]
+        m.d.comb += [w_rp.addr.eq(const_mul(row, G) + g), d_raddr.eq(const_mul(slot, G) + g)]
         m.d.sync += s1_valid.eq(0)
         accept = Signal()
         m.d.comb += accept.eq(inp.valid & inp.ready)
@@ -220,7 +251,7 @@ class DenseLayerBase(wiring.Component):
             wk = lane(wdata, k, wb)
             add = wk * s1_x if self.direct else wk
             terms.append((lane(d_rdata, k, ab) + add)[:ab])
-        m.d.comb += [d_waddr.eq(s1_addr), d_wen.eq(s1_valid), d_wdata.eq(Cat_(terms))]
+        m.d.comb += [d_waddr.eq(s1_addr), d_wen.eq(s1_valid), d_wdata.eq(Cat(*terms))]
 
         self.elaborate_encode(m, enc)
         return m
@@ -228,7 +259,3 @@ class DenseLayerBase(wiring.Component):
     def elaborate_encode(self, m: Module, enc: EncodeSide) -> None:  # pragma: no cover
         raise NotImplementedError
 
-
-def Cat_(parts):
-    from amaranth.hdl import Cat
-    return Cat(*parts)

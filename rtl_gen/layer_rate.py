@@ -17,6 +17,7 @@ from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
 from snnfpga.ir import RateNeuron
 
 from .layer_common import DenseLayerBase, EncodeSide, lane
+from .luts import const_mul
 
 __all__ = ["RateDenseLayer"]
 
@@ -42,7 +43,7 @@ class RateDenseLayer(DenseLayerBase):
         vsel = Signal(signed(ab))
         m.d.comb += vsel.eq(Array(v)[ln])
         j = Signal(range(G * L))
-        m.d.comb += j.eq(g * L + ln)
+        m.d.comb += j.eq(const_mul(g, L) + ln)
         lane_ok = j < self.n_out
         last_step = t == T - 1
         clear = last_step if self.direct else 1

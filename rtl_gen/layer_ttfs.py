@@ -10,10 +10,10 @@ with the running argmax.
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 
-from .layer_common import DenseLayerBase, EncodeSide, lane
-from .luts import rom, ttfs_encode
+from .layer_common import DenseLayerBase, EncodeSide, lane, power_of_two_shifts
+from .luts import const_mul, rom, ttfs_encode
 
 __all__ = ["TTFSDenseLayer"]
 
@@ -32,15 +32,16 @@ class TTFSDenseLayer(DenseLayerBase):
         rd_slot = Signal(range(S))
         ln = Signal(range(L))
         sub = Signal()
-        m.d.comb += [enc.r_addr.eq(iss * G + g), b_rp.addr.eq(g)]
+        m.d.comb += [enc.r_addr.eq(const_mul(iss, G) + g), b_rp.addr.eq(g)]
         if not self.direct:
             src = self.src
             decs = list(src.dec_enc) + (list(src.dec_cal) if S > T else [])
-            dec = rom(decs)
+            shifts = power_of_two_shifts(decs)
+            dec = rom(decs) if shifts is None else None
         vsel = Signal(signed(ab))
         m.d.comb += vsel.eq(Array(v)[ln])
         j = Signal(range(G * L))
-        m.d.comb += j.eq(g * L + ln)
+        m.d.comb += j.eq(const_mul(g, L) + ln)
         lane_ok = j < self.n_out
 
         def next_lane():
@@ -79,10 +80,16 @@ class TTFSDenseLayer(DenseLayerBase):
                 with m.Else():
                     m.d.sync += rd_valid.eq(0)
                 with m.If(rd_valid):
-                    m.d.comb += [enc.w_addr.eq(rd_slot * G + g), enc.w_data.eq(0), enc.w_en.eq(1)]
+                    m.d.comb += [enc.w_addr.eq(const_mul(rd_slot, G) + g), enc.w_data.eq(0), enc.w_en.eq(1)]
                     for k in range(L):
                         p = lane(enc.r_data, k, ab)
-                        term = p if self.direct else dec[rd_slot] * p
+                        if self.direct:
+                            term = p
+                        elif dec is not None:
+                            term = dec[rd_slot] * p
+                        else:  # power-of-two LUT: a shift mux, no multiplier
+                            term = Array([Const(0, signed(ab)) if k is None else (p << k)[:ab].as_signed()
+                                          for k in shifts])[rd_slot]
                         base = Mux(rd_slot == 0, lane(b_rp.data, k, ab), v[k])
                         m.d.sync += v[k].eq(base + term)
                     with m.If(rd_slot == S - 1):

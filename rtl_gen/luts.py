@@ -14,7 +14,7 @@ from amaranth.hdl import Array, Const, Module, Signal, Value, signed, unsigned
 
 from snnfpga.ir import TTFSNeuron
 
-__all__ = ["rom", "pack_words", "TTFSEncode", "ttfs_encode", "signed_width"]
+__all__ = ["rom", "pack_words", "TTFSEncode", "ttfs_encode", "signed_width", "const_mul"]
 
 
 def signed_width(values: Sequence[int]) -> int:
@@ -24,6 +24,20 @@ def signed_width(values: Sequence[int]) -> int:
     while not (-(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1))):
         bits += 1
     return bits
+
+
+def const_mul(x: Value, c: int) -> Value:
+    """``x * c`` for a constant ``c >= 0`` as shifts and adds, so synthesis never spends a DSP
+    block on an address computation."""
+    if c < 0:
+        raise ValueError(f"c must be a non-negative integer, not {c!r}")
+    terms = [x << k for k in range(c.bit_length()) if c >> k & 1]
+    if not terms:
+        return Const(0, 1)
+    out = terms[0]
+    for t in terms[1:]:
+        out = out + t
+    return out
 
 
 def rom(values: Sequence[int]) -> Array:
@@ -51,8 +65,7 @@ def _priority(m: Module, bits: Sequence[Value], name: str, width: int) -> tuple[
         with m.If(bits[t]):
             m.d.comb += idx.eq(t)
     anyv = Signal(name=name + "_any")
-    m.d.comb += anyv.eq(Const(0, 1) if not bits else bits[0] if len(bits) == 1 else
-                        _or(bits))
+    m.d.comb += anyv.eq(_or(bits))
     return anyv, idx
 
 

@@ -43,11 +43,15 @@ class NetworkTop(wiring.Component):
     """
 
     def __init__(self, net: Network, *, lanes: int = 1):
-        self.lanes = check_lanes(lanes)
-        if not isinstance(net, Network):
-            raise TypeError(f"net must be a snnfpga.ir.Network, not {net!r}")
-        validate(net)
-        check_supported(net)
+        try:
+            self.lanes = check_lanes(lanes)
+            if not isinstance(net, Network):
+                raise TypeError(f"net must be a snnfpga.ir.Network, not {net!r}")
+            validate(net)
+            check_supported(net)
+        except Exception:
+            self._MustUse__silence = True  # rejected before use: no "never used" warning
+            raise
         self.net = net
         self.tb = time_bits(net.timesteps)
         out = net.output_layer
@@ -78,8 +82,6 @@ class NetworkTop(wiring.Component):
             wiring.connect(m, wiring.flipped(self.pixels), enc.pixels)
             upstream = enc.o_events
             taps.append(("in", enc.o_events))
-        else:
-            pass
         first = True
         for i, layer in enumerate(net.layers):
             if not layer.weighted:

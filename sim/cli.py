@@ -1,0 +1,137 @@
+"""``snnfpga simulate MODEL``: run the generated hardware in cocotb and prove it bit-exact.
+
+Frames come from ``--frames file.npy`` (integer pixels) or from the test split of the data set
+named in the IR's provenance (``snnfpga.data.load_dataset``), quantised to the IR's input.
+Random frames are never used: they would say nothing about the network's real activity.
+cocotb, amaranth and the simulators are imported inside the handler only.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser"]
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "simulate", help="simulate the generated Verilog and compare it with the integer reference",
+        description="Generate the network top, simulate it with cocotb on Verilator or Icarus, and "
+                    "compare every spike event and output membrane with the integer reference.")
+    p.add_argument("model", help="the IR file (<name>.snn.json / .snn.npz)")
+    p.add_argument("--images", type=int, default=100, help="frames to simulate (default 100)")
+    p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
+                   help="HDL simulator (default verilator)")
+    p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
+    p.add_argument("--waves", action="store_true",
+                   help="record a waveform (FST) of the run; its path is printed")
+    p.add_argument("--frames", help="integer frames (.npy, shape (N, *input.shape)) instead of the data set")
+    p.add_argument("--labels", help="labels for --frames (.npy), to report the RTL accuracy")
+    p.add_argument("--data", help="data set name (default: the one recorded in the IR provenance)")
+    p.add_argument("--data-root", help="directory holding torchvision-layout data sets")
+    p.add_argument("--build-dir", help="where compiled models are kept (default ~/.cache/snnfpga/sim)")
+    p.add_argument("--seed", type=int, default=0, help="seed of random pixel gaps and back-pressure")
+    p.add_argument("--no-stress", action="store_true",
+                   help="no random pixel gaps or result back-pressure")
+    p.add_argument("--json", help="also write the simulation report to this JSON file")
+    p.set_defaults(func=_handler)
+
+
+def quantize_frames(net, x):
+    """Float images in [0, 1] to the IR's integer pixels: ``rint(x / input.scale)``.
+
+    The same rule as ``snnfpga.quantize.quantize_frames``, which imports torch (``sim`` must not).
+    """
+    import numpy as np
+
+    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
+    lo, hi = net.input.value_range
+    q = np.rint(x / net.input.scale)
+    if q.size and (q.min() < lo or q.max() > hi):
+        raise ValueError(f"frames hold values outside the input range {lo}..{hi} "
+                         f"(min {q.min()}, max {q.max()}): images must lie in [0, 1]")
+    return q.astype(np.int64)
+
+
+def load_frames(net, args) -> tuple:
+    """``(frames, labels or None, where they came from)`` for ``--frames`` or the data set."""
+    import numpy as np
+
+    if args.frames:
+        frames = np.load(args.frames, allow_pickle=False)
+        if frames.dtype.kind not in "iu":
+            raise ValueError(f"--frames {args.frames}: must hold integers, not {frames.dtype}")
+        labels = np.load(args.labels, allow_pickle=False) if args.labels else None
+        frames = frames[: args.images]
+        return frames, (labels[: len(frames)] if labels is not None else None), args.frames
+    name = args.data or net.provenance.get("dataset")
+    if not name:
+        raise ValueError("the IR records no data set (provenance 'dataset'): pass --data NAME or "
+                         "--frames file.npy")
+    from snnfpga.data import load_dataset
+
+    ds = load_dataset(name, data_root=args.data_root)
+    n = min(args.images, len(ds.test_y))
+    return quantize_frames(net, ds.test_x[:n]), np.asarray(ds.test_y[:n]), f"{name} test split"
+
+
+def _fmt(x, digits: int = 1) -> str:
+    return "n/a" if x is None else f"{x:.{digits}f}"
+
+
+def _handler(args: argparse.Namespace) -> int:
+    import json
+
+    import numpy as np
+
+    from snnfpga.ir import load
+
+    from . import SimulationError, SimulatorNotFound, simulate
+
+    net = load(args.model)
+    try:
+        frames, labels, source = load_frames(net, args)
+    except (ValueError, OSError) as e:
+        print(f"error: {e}")
+        return 2
+    if len(frames) == 0:
+        print("error: no frames to simulate")
+        return 2
+    try:
+        r = simulate(net, frames, simulator=args.simulator, lanes=args.lanes, waves=args.waves,
+                         build_dir=args.build_dir, seed=args.seed, gaps=not args.no_stress,
+                         backpressure=not args.no_stress)
+    except (SimulatorNotFound, SimulationError) as e:
+        print(f"error: {e}")
+        return 2
+    print(f"{net.name}: {net.coding} T={net.timesteps}, {args.simulator}, lanes={r['lanes']}, "
+          f"frames from {source}")
+    print(f"images compared:      {r['images']} (every spike event of every stage and the output membranes)")
+    print(f"mismatching images:   {r['mismatching_images']}")
+    if r["first_mismatch"]:
+        print(f"first mismatch:       {r['first_mismatch']}")
+    if labels is not None:
+        cls = np.array([-1 if c is None else c for c in r["rtl_classes"]])
+        ref = np.array(r["reference_classes"])
+        print(f"RTL accuracy:         {100 * float(np.mean(cls == labels)):.2f}% "
+              f"(integer reference {100 * float(np.mean(ref == labels)):.2f}%)")
+    cpf = r["cycles_per_frame"]
+    if cpf:
+        print(f"cycles per frame:     {_fmt(cpf['mean'])} (min {cpf['min']}, max {cpf['max']}; "
+              f"first pixel in -> last result out)")
+    print(f"frame interval:       {_fmt(r['frame_interval_cycles'])} cycles (streamed back to back)")
+    print(f"events per frame:     {_fmt(r['events_per_frame'])} spikes, "
+          f"{_fmt(r['synaptic_events_per_frame'])} synaptic events")
+    print(f"event bound:          {_fmt(r['event_bound_cycles'])} cycles (latency ratio "
+          f"{_fmt(r['bound_ratio'], 3)}); busiest layer {_fmt(r['interval_bound_cycles'])} cycles "
+          f"(interval ratio {_fmt(r['interval_bound_ratio'], 3)})")
+    print(f"simulation speed:     {_fmt(r['images_per_second'], 2)} images/s "
+          f"({_fmt(r['sim_seconds'], 2)} s)")
+    for e in r["stat_errors"] + r["protocol_errors"]:
+        print(f"warning: {e}")
+    if "waves" in r:
+        print(f"waves:                {r['waves']}")
+    if args.json:
+        with open(args.json, "w") as f:
+            json.dump(r, f, indent=1)
+    return 1 if r["mismatching_images"] else 0

@@ -1,0 +1,303 @@
+"""Power and energy estimates: static power per device + activity-based dynamic power.
+
+No board is attached, so frames per watt is an *estimate*. Every constant below carries its
+source (see ../shared/POWER.md); where no figure was found the value is an **assumption**,
+named as such in the code and returned in ``assumptions`` by :func:`estimate`, so a report
+always prints what it rests on.
+
+Model (per frame, then × fps; the clock terms × f_clk)::
+
+    static_w   = device static power (core + aux supplies, datasheet typical)
+    memories_w = fps · (memory_reads · E_bram_read + memory_writes · E_bram_write)
+    logic_w    = f_clk · (E_clock_base + LUT_used · E_toggle · idle_toggle)          (clocked logic)
+               + fps · (accumulator_updates · acc_bits + events · event_bits) · E_toggle
+               + fps · multiplies · E_dsp
+    io_w       = fps · uart_bits_per_frame · E_io_toggle
+    total_w    = static_w + memories_w + logic_w + io_w;  fps_per_w = fps / total_w
+
+This module imports neither amaranth, cocotb nor torch.
+"""
+
+from __future__ import annotations
+
+import math
+from dataclasses import dataclass
+from typing import Mapping
+
+__all__ = ["Device", "DEVICES", "estimate", "paper_energy", "activity_from_reference",
+           "PAPER_CONSTANTS", "ACTIVITY_KEYS"]
+
+
+# --------------------------------------------------------------------------- constants
+# iCE40 UP5K core current measurements, tinyvision-ai-inc/ice40_power (README), core at 1.219 V:
+#   28-cell counter at 6 / 12 / 24 / 48 MHz: 388 / 645 / 1162 / 2184 uA
+#   32 vs 228 logic cells at 12 MHz: 613.5 vs 641.3 uA
+#   a multiply in logic vs in one DSP at 12 MHz: 996 vs 882 uA
+_ICE40_MEAS_V = 1.219
+#: energy per clock cycle of a clocked near-empty design (clock tree, global buffer, counter):
+#: slope of the counter measurement, (2184 - 388) uA / (48 - 6) MHz × 1.219 V = 52.1 pJ/cycle.
+E_CLOCK_BASE_ICE40 = (2184e-6 - 388e-6) / (48e6 - 6e6) * _ICE40_MEAS_V
+#: energy per logic-cell toggle: (641.3 - 613.5) uA / (228 - 32) cells at 12 MHz × 1.219 V
+#: = 14.4 fJ. ASSUMPTION: the extra cells of that measurement toggled once per clock.
+E_TOGGLE_ICE40 = (641.3e-6 - 613.5e-6) / (228 - 32) / 12e6 * _ICE40_MEAS_V
+#: energy of one DSP multiply: DSP design minus the 12 MHz counter baseline, (882 - 645) uA at
+#: 12 MHz × 1.219 V = 24.1 pJ. ASSUMPTION: the DSP multiplied on every clock in that test.
+E_DSP_ICE40 = (882e-6 - 645e-6) / 12e6 * _ICE40_MEAS_V
+#: Xilinx 28 nm, Zynq power spreadsheet as quoted by D. J. Greaves (Cambridge course notes):
+#: 23 pJ per DSP multiply; RAMB18x2 (36 Kbit) read 8.5 pJ, write about 10 % less.
+E_DSP_XILINX28 = 23e-12
+E_BRAM_READ_XILINX28 = 8.5e-12
+E_BRAM_WRITE_XILINX28 = 0.9 * 8.5e-12
+#: AMD XPE's default toggle rate ("one transition every eight cycles"), used as the background
+#: activity of the clocked logic that the simulation's counts do not cover.
+IDLE_TOGGLE = 0.125
+#: ASSUMPTION: an output pin with ~10 pF load (pin + trace + the FTDI input) at 3.3 V draws
+#: C·V² = 109 pJ per 0→1 transition from VCCIO (physics: E = C·V² per charge/discharge pair);
+#: a UART bit has on average 1/2 rising transition.
+E_IO_TOGGLE = 10e-12 * 3.3 ** 2 * 0.5
+#: ASSUMPTION: bits that switch per event (neuron index + time + kind + handshake), a typical
+#: event width of the generated streams.
+EVENT_BITS = 16
+
+
+@dataclass(frozen=True)
+class Device:
+    """Per-device power figures; ``assumptions`` lists the ones that are not sourced figures."""
+
+    name: str
+    static_w: float
+    e_clock_base: float
+    e_toggle: float
+    e_dsp: float
+    e_bram_read: float
+    e_bram_write: float
+    assumptions: tuple[str, ...] = ()
+
+
+# iCE40 UltraPlus datasheet FPGA-DS-02008, Table 4.6: core standby current ICCSTDBY 75 uA typ at
+# VCC 1.2 V, 25 C (measured blank design: 85.6 uA at 1.219 V, tinyvision-ai-inc/ice40_power).
+_ICE40_STATIC = 75e-6 * 1.2
+# Lattice ECP5 datasheet, "Supply Current (Static)": LFE5U-25F ICC 77.0 mA typ (VCC 1.1 V),
+# ICCAUX 16.0 mA (VCCAUX 2.5 V), ICCIO 0.5 mA per bank (3.3 V).
+_ECP5_25F_STATIC = 77.0e-3 * 1.1 + 16.0e-3 * 2.5
+_ECP5_ICCIO_BANK = 0.5e-3 * 3.3
+# ASSUMPTION: the LFE5U-85F core static current is the 25F's scaled by LUT count (83640 / 24288),
+# aux current unscaled; the 85F row of the same table was not found.
+_ECP5_85F_STATIC = 77.0e-3 * 1.1 * (83640 / 24288) + 16.0e-3 * 2.5
+# Xilinx DS181, Table 7 (quoted by a third party: verify): XC7A35T ICCINTQ 95 mA typ at 85 C
+# junction (VCCINT 1.0 V), ICCAUXQ 22 mA (VCCAUX 1.8 V), ICCBRAMQ 2 mA (VCCBRAM 1.0 V).
+_XC7A35T_STATIC = 95e-3 * 1.0 + 22e-3 * 1.8 + 2e-3 * 1.0
+
+DEVICES: dict[str, Device] = {
+    "ice40up5k": Device(
+        name="Lattice iCE40 UltraPlus UP5K", static_w=_ICE40_STATIC,
+        e_clock_base=E_CLOCK_BASE_ICE40, e_toggle=E_TOGGLE_ICE40, e_dsp=E_DSP_ICE40,
+        e_bram_read=E_BRAM_READ_XILINX28, e_bram_write=E_BRAM_WRITE_XILINX28,
+        assumptions=(
+            "iCE40 EBR read/write energy taken from Xilinx 28 nm RAMB36 figures (8.5 / 7.65 pJ, "
+            "Greaves); no Lattice per-access figure was found",
+            "logic-cell toggle energy 14.4 fJ assumes the cells of the tinyvision 32-vs-228-cell "
+            "measurement toggled once per clock",
+        )),
+    "ecp5-85f": Device(
+        name="Lattice ECP5 LFE5U-85F", static_w=_ECP5_85F_STATIC + 7 * _ECP5_ICCIO_BANK,
+        # ASSUMPTION: ECP5 and iCE40 UltraPlus are both 40 nm; per-cycle and per-toggle energies
+        # are the iCE40 measurements scaled by (1.1 V / 1.219 V)^2.
+        e_clock_base=E_CLOCK_BASE_ICE40 * (1.1 / _ICE40_MEAS_V) ** 2,
+        e_toggle=E_TOGGLE_ICE40 * (1.1 / _ICE40_MEAS_V) ** 2,
+        e_dsp=E_DSP_ICE40 * (1.1 / _ICE40_MEAS_V) ** 2,
+        e_bram_read=E_BRAM_READ_XILINX28, e_bram_write=E_BRAM_WRITE_XILINX28,
+        assumptions=(
+            "ECP5 LFE5U-85F static power: the LFE5U-25F datasheet core current (77 mA) scaled by "
+            "LUT count (x3.44) plus ICCAUX 16 mA and 7 banks x ICCIO 0.5 mA; the 85F figure was not found",
+            "ECP5 clock, logic-toggle and DSP energies: iCE40 UP5K measurements (same 40 nm node) "
+            "scaled by (1.1 V / 1.219 V)^2",
+            "ECP5 EBR read/write energy taken from Xilinx 28 nm RAMB36 figures (8.5 / 7.65 pJ, Greaves)",
+        )),
+    "xc7a35t": Device(
+        name="Xilinx Artix-7 XC7A35T", static_w=_XC7A35T_STATIC,
+        # ASSUMPTION: clock-base and toggle energies are the iCE40 figures scaled by (1.0/1.219)^2.
+        e_clock_base=E_CLOCK_BASE_ICE40 * (1.0 / _ICE40_MEAS_V) ** 2,
+        e_toggle=E_TOGGLE_ICE40 * (1.0 / _ICE40_MEAS_V) ** 2,
+        e_dsp=E_DSP_XILINX28, e_bram_read=E_BRAM_READ_XILINX28, e_bram_write=E_BRAM_WRITE_XILINX28,
+        assumptions=(
+            "XC7A35T static figures are DS181 Table 7 as quoted by a third party (typ at 85 C junction)",
+            "Artix-7 clock-base and logic-toggle energies: iCE40 UP5K measurements scaled by "
+            "(1.0 V / 1.219 V)^2 (no 28 nm per-cell figure found)",
+        )),
+}
+
+#: the SC-TTFS paper's normalised energy constants (E_i per spike, E_l per time step)
+PAPER_CONSTANTS = {"truenorth": (0.4, 0.6), "spinnaker": (0.64, 0.36)}
+
+#: per-frame activity counts :func:`estimate` reads (missing ones count as 0 and are reported)
+ACTIVITY_KEYS = ("memory_reads", "memory_writes", "accumulator_updates", "events", "multiplies",
+                 "uart_bits")
+
+
+# --------------------------------------------------------------------------- model
+def _device(device) -> Device:
+    if isinstance(device, Device):
+        return device
+    key = str(device).lower()
+    aliases = {"ulx3s-85f": "ecp5-85f", "lfe5u-85f": "ecp5-85f", "icebreaker": "ice40up5k",
+               "ice40up5k": "ice40up5k", "arty-a7-35": "xc7a35t"}
+    key = aliases.get(key, key)
+    if key not in DEVICES:
+        raise ValueError(f"unknown power device {device!r}; known: {', '.join(sorted(DEVICES))}")
+    return DEVICES[key]
+
+
+def _used(resources: Mapping | None, kind: str) -> int:
+    if not resources or kind not in resources:
+        return 0
+    r = resources[kind]
+    return int(r["used"] if isinstance(r, Mapping) else r)
+
+
+def estimate(device, resources: Mapping | None, activity: Mapping[str, float], fmax_mhz: float,
+             fps: float, *, acc_bits: int = 16) -> dict:
+    """Power breakdown for ``device`` running at ``fmax_mhz`` (the clock actually used) and ``fps``.
+
+    Parameters
+    ----------
+    device : str or Device
+        ``"ice40up5k"``, ``"ecp5-85f"``, ``"xc7a35t"`` (or a board name).
+    resources : mapping or None
+        ``{"LUT": {"used": n, …}, …}`` from the build (or plain counts); used LUTs set the
+        background logic power.
+    activity : mapping
+        Per-frame counts (see :data:`ACTIVITY_KEYS`), e.g. from simulation or
+        :func:`activity_from_reference`. ``acc_bits`` in it (or the argument) is the mean
+        accumulator width.
+    fmax_mhz : float
+        Clock frequency the design runs at, MHz.
+    fps : float
+        Frames per second.
+
+    Returns
+    -------
+    dict
+        ``static_w, memories_w, logic_w, io_w, total_w, fps_per_w, energy_per_frame_j,
+        assumptions`` (every assumption the figures rest on).
+    """
+    dev = _device(device)
+    if fps < 0 or fmax_mhz < 0:
+        raise ValueError(f"fps and fmax_mhz must be non-negative, not {fps!r} / {fmax_mhz!r}")
+    f_clk = fmax_mhz * 1e6
+    assumptions = list(dev.assumptions)
+    missing = [k for k in ACTIVITY_KEYS if k not in activity]
+    if missing:
+        assumptions.append(f"activity counts not given, taken as 0: {', '.join(missing)}")
+    a = {k: float(activity.get(k, 0)) for k in ACTIVITY_KEYS}
+    acc_bits = int(activity.get("acc_bits", acc_bits))
+    luts = _used(resources, "LUT")
+    if not resources:
+        assumptions.append("no resource counts: background logic power left out")
+
+    static_w = dev.static_w
+    memories_w = fps * (a["memory_reads"] * dev.e_bram_read + a["memory_writes"] * dev.e_bram_write)
+    clock_w = f_clk * (dev.e_clock_base + luts * dev.e_toggle * IDLE_TOGGLE)
+    compute_w = fps * ((a["accumulator_updates"] * acc_bits + a["events"] * EVENT_BITS) * dev.e_toggle
+                       + a["multiplies"] * dev.e_dsp)
+    logic_w = clock_w + compute_w
+    io_w = fps * a["uart_bits"] * E_IO_TOGGLE
+    total_w = static_w + memories_w + logic_w + io_w
+    assumptions += [
+        f"background toggle rate of clocked logic {IDLE_TOGGLE:.1%} (AMD XPE default)",
+        f"{EVENT_BITS} bits switch per spike event; an accumulator update switches acc_bits={acc_bits} cells",
+        "UART pin load 10 pF at 3.3 V (E = C V^2 per rising edge)",
+    ]
+    return {
+        "device": dev.name,
+        "clock_mhz": fmax_mhz,
+        "fps": fps,
+        "static_w": static_w,
+        "memories_w": memories_w,
+        "logic_w": logic_w,
+        "logic_clock_w": clock_w,
+        "logic_compute_w": compute_w,
+        "io_w": io_w,
+        "total_w": total_w,
+        "fps_per_w": fps / total_w if total_w > 0 else math.inf,
+        "energy_per_frame_j": total_w / fps if fps > 0 else math.inf,
+        "dynamic_energy_per_frame_j": (total_w - static_w) / fps if fps > 0 else math.inf,
+        "assumptions": assumptions,
+    }
+
+
+def paper_energy(spikes_per_frame: float, timesteps: int) -> dict:
+    """The SC-TTFS paper's normalised energy ``E = N·E_i + L·E_l``.
+
+    ``N`` = spikes per frame, ``L`` = time steps; (E_i, E_l) = (0.4, 0.6) for TrueNorth and
+    (0.64, 0.36) for SpiNNaker, as in the paper. Returns ``{"truenorth": E, "spinnaker": E,
+    "spikes_per_frame": N, "timesteps": L}``.
+    """
+    if spikes_per_frame < 0 or timesteps < 0:
+        raise ValueError(f"spikes_per_frame and timesteps must be non-negative, not "
+                         f"{spikes_per_frame!r} / {timesteps!r}")
+    out = {name: spikes_per_frame * e_i + timesteps * e_l for name, (e_i, e_l) in PAPER_CONSTANTS.items()}
+    out.update(spikes_per_frame=float(spikes_per_frame), timesteps=int(timesteps))
+    return out
+
+
+def activity_from_reference(net, result=None, *, lanes: int = 1) -> dict:
+    """Per-frame activity counts estimated from the IR and the reference's spikes.
+
+    ``result`` is a :class:`snnfpga.reference.Result` (spike counts per stage); without it
+    every neuron is assumed to fire once per frame (an assumption returned under
+    ``"assumptions"``). Event-driven accumulation: each incoming event reads one weight word
+    per output it reaches and read-modify-writes that membrane; a direct-input first layer
+    multiplies every pixel by every weight; with ``lanes`` one weight-word read serves
+    ``lanes`` synapses; the encode pass reads each membrane once per frame
+    (per step for rate coding). Returns the :data:`ACTIVITY_KEYS` counts plus ``acc_bits``,
+    ``synaptic_events`` and ``assumptions``.
+    """
+    assumptions = []
+    wl_idx = [i for i, layer in enumerate(net.layers) if layer.weighted]
+    if result is not None:
+        per_stage = {k: float(v.count().mean()) for k, v in result.spikes.items()}
+    else:
+        per_stage = None
+        assumptions.append("no reference run: every neuron assumed to fire once per frame")
+    T = net.timesteps
+    syn = reads = writes = mults = events = 0.0
+    acc_weighted = 0.0
+    prev_stage = -1 if net.input.input_coding == "spikes" else None
+    prev_n = float(net.input.size)
+    for i in wl_idx:
+        layer = net.layers[i]
+        fan_out = layer.n_out if layer.kind == "dense" else layer.out_shape[0] * layer.kernel ** 2
+        if prev_stage is None:
+            # direct pixels: every pixel × every output, multiplied
+            s = net.input.size * fan_out if layer.kind == "dense" else \
+                layer.weight.size * layer.out_shape[1] * layer.out_shape[2]
+            mults += s
+        else:
+            n_in_events = per_stage.get(prev_stage, prev_n) if per_stage is not None else prev_n
+            s = n_in_events * fan_out
+        syn += s
+        reads += s / lanes + s  # weight words (lanes weights per word) + membrane read
+        writes += s
+        steps = T if net.coding == "rate" else 1
+        reads += layer.n_out * steps  # encode pass
+        if net.coding == "rate":
+            writes += layer.n_out * steps
+        acc_weighted += s * layer.acc_bits
+        if layer.neuron is not None:
+            if per_stage is not None:
+                events += per_stage.get(i, 0.0)
+            else:
+                events += layer.n_out
+        prev_stage, prev_n = i, float(layer.n_out)
+    if net.input.input_coding == "spikes":
+        events += per_stage.get(-1, 0.0) if per_stage is not None else net.input.size
+    pixel_bytes = (net.input.bits + 7) // 8
+    membrane_bytes = (net.output_layer.acc_bits + 7) // 8
+    uart_bytes = 1 + net.input.size * pixel_bytes + net.n_classes * membrane_bytes + 1
+    assumptions.append("activity from the reference model's spike counts, not from RTL simulation")
+    return {"memory_reads": reads, "memory_writes": writes,
+            "accumulator_updates": syn, "events": events, "multiplies": mults,
+            "uart_bits": 10 * uart_bytes, "synaptic_events": syn,
+            "acc_bits": int(round(acc_weighted / syn)) if syn else 16, "assumptions": assumptions}
+

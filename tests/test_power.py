@@ -1,0 +1,66 @@
+"""The power model: breakdown sums, sourced constants, fps_per_w, the paper's energy."""
+
+import math
+
+import pytest
+
+from snnfpga import power
+from snnfpga.reference import simulate
+from snnfpga.testing import random_frames, random_network
+
+ACT = {"memory_reads": 5000, "memory_writes": 2000, "accumulator_updates": 2500, "events": 300,
+       "multiplies": 1024, "uart_bits": 800}
+RES = {"LUT": {"used": 1500, "available": 5280}, "FF": {"used": 400, "available": 5280}}
+
+
+@pytest.mark.parametrize("device", sorted(power.DEVICES))
+def test_breakdown_sums_and_fps_per_w(device):
+    r = power.estimate(device, RES, ACT, fmax_mhz=12.0, fps=1000.0)
+    parts = r["static_w"] + r["memories_w"] + r["logic_w"] + r["io_w"]
+    assert math.isclose(r["total_w"], parts, rel_tol=1e-12)
+    assert math.isclose(r["logic_w"], r["logic_clock_w"] + r["logic_compute_w"], rel_tol=1e-12)
+    assert math.isclose(r["fps_per_w"], 1000.0 / r["total_w"], rel_tol=1e-12)
+    assert math.isclose(r["energy_per_frame_j"], r["total_w"] / 1000.0, rel_tol=1e-12)
+    assert all(r[k] >= 0 for k in ("static_w", "memories_w", "logic_w", "io_w"))
+    assert r["assumptions"] and all(isinstance(a, str) for a in r["assumptions"])
+
+
+def test_constants_non_negative_and_plausible():
+    for dev in power.DEVICES.values():
+        for name in ("static_w", "e_clock_base", "e_toggle", "e_dsp", "e_bram_read", "e_bram_write"):
+            assert getattr(dev, name) >= 0, (dev.name, name)
+    ice = power.DEVICES["ice40up5k"]
+    assert math.isclose(ice.static_w, 90e-6)                       # 75 uA x 1.2 V
+    assert math.isclose(power.E_CLOCK_BASE_ICE40, 52.1e-12, rel_tol=0.01)
+    assert math.isclose(power.E_TOGGLE_ICE40, 14.4e-15, rel_tol=0.01)
+    assert math.isclose(power.E_DSP_ICE40, 24.1e-12, rel_tol=0.01)
+    assert power.DEVICES["ecp5-85f"].static_w > power.DEVICES["ice40up5k"].static_w
+    assert any("85F" in a for a in power.DEVICES["ecp5-85f"].assumptions)
+
+
+def test_more_activity_more_power_and_missing_counts_reported():
+    lo = power.estimate("ice40up5k", RES, ACT, 12.0, 100.0)
+    hi = power.estimate("ice40up5k", RES, {k: 2 * v for k, v in ACT.items()}, 12.0, 100.0)
+    assert hi["memories_w"] > lo["memories_w"] and hi["logic_w"] > lo["logic_w"]
+    r = power.estimate("icebreaker", None, {"events": 10}, 12.0, 100.0)
+    assert any("memory_reads" in a for a in r["assumptions"])
+    with pytest.raises(ValueError, match="unknown power device 'nope'"):
+        power.estimate("nope", RES, ACT, 12.0, 1.0)
+
+
+def test_paper_energy():
+    e = power.paper_energy(100, 4)
+    assert math.isclose(e["truenorth"], 100 * 0.4 + 4 * 0.6)
+    assert math.isclose(e["spinnaker"], 100 * 0.64 + 4 * 0.36)
+
+
+@pytest.mark.parametrize("coding,input_coding", [("sc-ttfs", "direct"), ("rate", "spikes")])
+def test_activity_from_reference(coding, input_coding):
+    net = random_network(coding=coding, input_coding=input_coding, seed=3)
+    res = simulate(net, random_frames(net, 8, seed=1))
+    a = power.activity_from_reference(net, res)
+    assert set(power.ACTIVITY_KEYS) <= set(a)
+    assert a["multiplies"] == (16 * 12 if input_coding == "direct" else 0)
+    assert a["events"] == pytest.approx(float(res.spikes_per_frame().mean()))
+    r = power.estimate("ecp5-85f", RES, a, 25.0, 1000.0)
+    assert r["total_w"] > r["static_w"]
