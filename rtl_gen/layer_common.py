@@ -3,7 +3,8 @@
 Decode is event driven: an incoming event ``(i, t, kind)`` reads column ``W[:, i]`` of the
 weight memory ``lanes`` weights per word and adds it into partial-sum word
 ``P[bank][slot][g]`` (``slot = kind*T + t`` for (SC-)TTFS, one slot for rate, where a batch is
-one step), one word per cycle, read-modify-write pipelined over the group index ``g``. A first
+one step), one word per cycle: a three-stage read-modify-write pipeline over the group index
+``g`` (weight read; product / partial-sum read; add and write). A first
 layer fed direct pixels multiplies each weight by the pixel (one multiplier per lane) instead.
 
 The partial sums live in two memories (banks). The decode side fills bank ``dbank`` while the
@@ -195,6 +196,8 @@ class DenseLayerBase(wiring.Component):
         pend_end = Signal()
         s1_valid = Signal()
         s1_addr = Signal(range(depth))
+        s2_valid = Signal()
+        s2_addr = Signal(range(depth))
         if self.direct:
             x = Signal.like(inp.payload)
             s1_x = Signal.like(inp.payload)
@@ -214,7 +217,7 @@ class DenseLayerBase(wiring.Component):
             in_ev = ~p.end
             in_end = p.end
 
-        m.d.comb += [w_rp.addr.eq(const_mul(row, G) + g), d_raddr.eq(const_mul(slot, G) + g)]
+        m.d.comb += [w_rp.addr.eq(const_mul(row, G) + g), d_raddr.eq(s1_addr)]
         m.d.sync += s1_valid.eq(0)
         accept = Signal()
         m.d.comb += accept.eq(inp.valid & inp.ready)
@@ -225,13 +228,13 @@ class DenseLayerBase(wiring.Component):
                 m.d.comb += inp.ready.eq(1)
             with m.Case(RUN):
                 m.d.comb += inp.ready.eq((g == G - 1) & ~pend_end)
-                m.d.sync += [s1_valid.eq(1), s1_addr.eq(d_raddr), g.eq(g + 1)]
+                m.d.sync += [s1_valid.eq(1), s1_addr.eq(const_mul(slot, G) + g), g.eq(g + 1)]
                 if self.direct:
                     m.d.sync += s1_x.eq(x)
                 with m.If(g == G - 1):
                     m.d.sync += [g.eq(0), state.eq(Mux(pend_end, WAIT, IDLE))]
             with m.Case(WAIT):
-                with m.If(~enc.busy & ~s1_valid):
+                with m.If(~enc.busy & ~s1_valid & ~s2_valid):
                     m.d.comb += enc.start.eq(1)
                     m.d.sync += [dbank.eq(~dbank), state.eq(IDLE)]
         with m.If(accept):
@@ -244,14 +247,19 @@ class DenseLayerBase(wiring.Component):
                     m.d.sync += x.eq(inp.payload)
             with m.Elif(in_end):
                 m.d.sync += state.eq(WAIT)
-        # stage 1: the read data of the issued word is here: add the weights, write back
-        wdata = w_rp.data
-        terms = []
+        # stage 1: the weight word is here (its product with the pixel is registered) and the
+        # partial-sum word is read; stage 2: add and write back. Back-to-back updates of one
+        # word are safe because the partial-sum read port is transparent to the write port.
+        prods = []
         for k in range(L):
-            wk = lane(wdata, k, wb)
-            add = wk * s1_x if self.direct else wk
-            terms.append((lane(d_rdata, k, ab) + add)[:ab])
-        m.d.comb += [d_waddr.eq(s1_addr), d_wen.eq(s1_valid), d_wdata.eq(Cat(*terms))]
+            wk = lane(w_rp.data, k, wb)
+            value = wk * s1_x if self.direct else wk
+            prod = Signal(value.shape(), name=f"prod{k}")
+            m.d.sync += prod.eq(value)
+            prods.append(prod)
+        m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr)]
+        terms = [(lane(d_rdata, k, ab) + prods[k])[:ab] for k in range(L)]
+        m.d.comb += [d_waddr.eq(s2_addr), d_wen.eq(s2_valid), d_wdata.eq(Cat(*terms))]
 
         self.elaborate_encode(m, enc)
         return m

@@ -128,6 +128,14 @@ def prepare_simulator(simulator: str) -> str:
     return first[0] if first else "?"
 
 
+def _verilator_fst_ok() -> bool:
+    """Verilator's FST writer needs the lz4 headers (Debian ``liblz4-dev``); without them, VCD."""
+    cxx_include = [Path("/usr/include"), Path("/usr/local/include")]
+    cpath = os.environ.get("CPATH", "")
+    cxx_include += [Path(p) for p in cpath.split(os.pathsep) if p]
+    return any((d / "lz4.h").is_file() for d in cxx_include)
+
+
 def _make_overrides(opt: str | None) -> list[str]:
     """Make variables for the Verilator model build.
 
@@ -221,16 +229,26 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
             (directory / "src" / f"{top}.json").write_text(json.dumps(summary, indent=1))
             runner = get_runner(simulator)
             args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else list(ICARUS_BUILD_ARGS)
-            if waves and simulator == "verilator":
-                args.append("--trace-fst")
+            sources = [src]
+            if waves and simulator == "verilator" and _verilator_fst_ok():
+                args.append("--trace-fst")  # else VCD (--trace, added by the cocotb runner)
+            if waves and simulator == "icarus":
+                # cocotb's own dump module is SystemVerilog (a `string`), not Verilog-2005: use ours,
+                # which writes <top>.fst into the run directory (vvp's working directory)
+                dump = directory / "src" / "snnfpga_dump.v"
+                dump.write_text(f"module snnfpga_dump();\ninitial begin\n  $dumpfile(\"{top}.fst\");\n"
+                                f"  $dumpvars(0, {top});\nend\nendmodule\n")
+                sources.append(dump)
+                args += ["-s", "snnfpga_dump"]
             log = directory / "build.log"
             saved = os.environ.get("MAKEFLAGS")
             overrides = _make_overrides(opt) if simulator == "verilator" else []
             if overrides:  # make honours variable overrides in MAKEFLAGS like command-line ones
                 os.environ["MAKEFLAGS"] = " ".join([saved or ""] + overrides).strip()
             try:
-                runner.build(sources=[src], hdl_toplevel=top, build_dir=directory / "model",
-                             build_args=args, timescale=TIMESCALE, waves=waves, log_file=log)
+                runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "model",
+                             build_args=args, timescale=TIMESCALE,
+                             waves=waves and simulator == "verilator", log_file=log)
             except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
                 raise SimulationError(f"{simulator} build of {src} failed ({e}); "
                                       f"log {log}:\n{_log_tail(log)}") from None
@@ -287,10 +305,14 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
         sys.path.insert(0, str(PROJECT_ROOT))
     plusargs = []
     test_args = []
-    if b.waves and b.simulator == "icarus":
-        plusargs.append(f"+dumpfile_path={run_dir / (b.toplevel + '.fst')}")
+    wave = None
     if b.waves and b.simulator == "verilator":
-        test_args += ["--trace-file", str(run_dir / "dump.fst")]
+        fst = "--trace-fst" in (b.directory / "model" / "Vtop.mk").read_text(errors="replace") \
+            or (b.directory / "model" / "verilated_fst_c.o").is_file()
+        wave = run_dir / ("dump.fst" if fst else "dump.vcd")
+        test_args += ["--trace-file", str(wave)]
+    elif b.waves:
+        wave = run_dir / (b.toplevel + ".fst")
     t0 = time.perf_counter()
     failure = None
     try:
@@ -313,7 +335,6 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
     obs = json.loads(out.read_text())
     obs["run_dir"] = str(run_dir)
     obs["sim_seconds"] = elapsed
-    if b.waves:
-        wave = run_dir / ("dump.fst" if b.simulator == "verilator" else b.toplevel + ".fst")
+    if wave is not None:
         obs["waves"] = str(wave)
     return obs

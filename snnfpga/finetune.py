@@ -35,21 +35,32 @@ def snn_accuracy(snn: FloatSNN, x: np.ndarray, y: np.ndarray, batch: int = 500) 
 
 
 def finetune(snn: FloatSNN, x: np.ndarray, y: np.ndarray, epochs: int = 3, lr: float = 1e-3,
-             threshold_lr_ratio: float = 0.1, batch: int = 64, seed: int = 0, progress: bool = True) -> dict:
-    """Fine-tune in place; returns training accuracy before/after and whether it was kept."""
+             threshold_lr_ratio: float = 0.1, batch: int = 64, seed: int = 0, progress: bool = True,
+             mode: str = "bn") -> dict:
+    """Fine-tune in place; returns training accuracy before/after and whether it was kept.
+
+    ``mode="bn"`` (default) trains the folded BN through the straight-through gradient and the
+    thresholds at ``lr·threshold_lr_ratio``; ``mode="paper"`` is the paper read literally:
+    thresholds only, at ``lr``, spike times constant, no straight-through gradient.
+    """
+    if mode not in ("bn", "paper"):
+        raise ValueError(f"mode must be 'bn' or 'paper', not {mode!r}")
     if snn.coding == "rate" or epochs <= 0:
         return {"epochs": 0}
     before, _ = snn_accuracy(snn, x, y)
     saved = copy.deepcopy(snn.state_dict())
     torch.manual_seed(seed)
-    opt = torch.optim.Adam([
-        {"params": list(snn.gain.parameters()) + list(snn.shift.parameters()), "lr": lr},
-        {"params": list(snn.thresholds.parameters()), "lr": lr * threshold_lr_ratio},
-    ])
+    if mode == "bn":
+        opt = torch.optim.Adam([
+            {"params": list(snn.gain.parameters()) + list(snn.shift.parameters()), "lr": lr},
+            {"params": list(snn.thresholds.parameters()), "lr": lr * threshold_lr_ratio},
+        ])
+    else:
+        opt = torch.optim.Adam(snn.thresholds.parameters(), lr=lr)
     steps = epochs * ((len(y) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     loss_fn = nn.CrossEntropyLoss()
-    snn.ste = True
+    snn.ste = mode == "bn"
     bar = tqdm(range(epochs), desc=f"fine-tune {snn.coding} (T={snn.T})", unit="epoch", disable=not progress, leave=False)
     for epoch in bar:
         snn.train()
@@ -73,4 +84,4 @@ def finetune(snn: FloatSNN, x: np.ndarray, y: np.ndarray, epochs: int = 3, lr: f
     kept = after >= before
     if not kept:
         snn.load_state_dict(saved)
-    return {"epochs": epochs, "train_acc_before": before, "train_acc_after": after, "kept": kept}
+    return {"epochs": epochs, "mode": mode, "train_acc_before": before, "train_acc_after": after, "kept": kept}

