@@ -70,6 +70,20 @@ class UARTTop(wiring.Component):
 
     def __init__(self, net, *, divisor: int, lanes: int = 1, core=None, fifo_depth: int | None = None,
                  led_width: int = 8):
+        try:
+            self._setup(net, divisor=divisor, lanes=lanes, core=core, fifo_depth=fifo_depth,
+                        led_width=led_width)
+        except Exception:
+            self._MustUse__silence = True  # rejected before use: no "never used" warning
+            raise
+        super().__init__({
+            "rx": In(1, init=1),
+            "tx": Out(1, init=1),
+            "leds": Out(led_width),
+            "error": Out(1),
+        })
+
+    def _setup(self, net, *, divisor, lanes, core, fifo_depth, led_width):
         self.protocol = Protocol.for_network(net)
         if core is None:
             from rtl_gen import NetworkTop  # lazy: the only dependency on the generator
@@ -87,12 +101,8 @@ class UARTTop(wiring.Component):
         self._fifo_depth = fifo_depth
         if not isinstance(led_width, int) or led_width < 1:
             raise TypeError(f"led_width must be a positive integer, not {led_width!r}")
-        super().__init__({
-            "rx": In(1, init=1),
-            "tx": Out(1, init=1),
-            "leds": Out(led_width),
-            "error": Out(1),
-        })
+        if not isinstance(divisor, int) or divisor < 4:
+            raise TypeError(f"divisor must be an integer >= 4, not {divisor!r}")
 
     def elaborate(self, platform):
         m = Module()

@@ -188,6 +188,17 @@ class DenseLayerBase(wiring.Component):
                          wp.data.eq(Mux(mine, d_wdata, enc.w_data)),
                          wp.en.eq(Mux(mine, d_wen, enc.w_en))]
 
+        # After reset both banks are swept to zero (memories have no reset), so a reset in the
+        # middle of a frame leaves no stale partial sums behind; input waits meanwhile.
+        clearing = Signal(init=1)
+        clr = Signal(range(depth))
+        with m.If(clearing):
+            for rp, wp in ports:
+                m.d.comb += [wp.addr.eq(clr), wp.data.eq(0), wp.en.eq(1)]
+            m.d.sync += clr.eq(clr + 1)
+            with m.If(clr == depth - 1):
+                m.d.sync += [clearing.eq(0), clr.eq(0)]
+
         # ---- decode: events -> partial sums of bank dbank
         inp = self.i_stream
         row = Signal(range(self.n_in))
@@ -225,7 +236,7 @@ class DenseLayerBase(wiring.Component):
         state = Signal(range(3))
         with m.Switch(state):
             with m.Case(IDLE):
-                m.d.comb += inp.ready.eq(1)
+                m.d.comb += inp.ready.eq(~clearing)
             with m.Case(RUN):
                 m.d.comb += inp.ready.eq((g == G - 1) & ~pend_end)
                 m.d.sync += [s1_valid.eq(1), s1_addr.eq(const_mul(slot, G) + g), g.eq(g + 1)]

@@ -30,6 +30,9 @@ class TTFSDenseLayer(DenseLayerBase):
         iss = Signal(range(S + 1))
         rd_valid = Signal()
         rd_slot = Signal(range(S))
+        pr_valid = Signal()
+        pr_slot = Signal(range(S))
+        prod = [Signal(signed(ab), name=f"prod{k}") for k in range(L)]
         ln = Signal(range(L))
         sub = Signal()
         m.d.comb += [enc.r_addr.eq(const_mul(iss, G) + g), b_rp.addr.eq(g)]
@@ -55,7 +58,7 @@ class TTFSDenseLayer(DenseLayerBase):
                     else:
                         m.next = "END"
                 with m.Else():
-                    m.d.sync += [g.eq(g + 1), iss.eq(0), rd_valid.eq(0)]
+                    m.d.sync += [g.eq(g + 1), iss.eq(0), rd_valid.eq(0), pr_valid.eq(0)]
                     m.next = "ACC"
             with m.Else():
                 m.d.sync += ln.eq(ln + 1)
@@ -72,28 +75,34 @@ class TTFSDenseLayer(DenseLayerBase):
         with m.FSM(name="encode"):
             with m.State("IDLE"):
                 with m.If(enc.start):
-                    m.d.sync += [enc.busy.eq(1), g.eq(0), iss.eq(0), rd_valid.eq(0), ln.eq(0)]
+                    m.d.sync += [enc.busy.eq(1), g.eq(0), iss.eq(0), rd_valid.eq(0), pr_valid.eq(0), ln.eq(0)]
                     m.next = "ACC"
             with m.State("ACC"):
+                # issue: read slot iss of group g; data: the word is here, scale it (and clear
+                # the word); add: accumulate the registered product into v
                 with m.If(iss < S):
                     m.d.sync += [rd_valid.eq(1), rd_slot.eq(iss), iss.eq(iss + 1)]
                 with m.Else():
                     m.d.sync += rd_valid.eq(0)
+                m.d.sync += [pr_valid.eq(rd_valid), pr_slot.eq(rd_slot)]
                 with m.If(rd_valid):
                     m.d.comb += [enc.w_addr.eq(const_mul(rd_slot, G) + g), enc.w_data.eq(0), enc.w_en.eq(1)]
+                for k in range(L):
+                    p = lane(enc.r_data, k, ab)
+                    if self.direct:
+                        term = p
+                    elif dec is not None:
+                        term = dec[rd_slot] * p
+                    else:  # power-of-two LUT: a shift mux, no multiplier
+                        term = Array([Const(0, signed(ab)) if sh is None else (p << sh)[:ab].as_signed()
+                                      for sh in shifts])[rd_slot]
+                    m.d.sync += prod[k].eq(term)
+                with m.If(pr_valid):
                     for k in range(L):
-                        p = lane(enc.r_data, k, ab)
-                        if self.direct:
-                            term = p
-                        elif dec is not None:
-                            term = dec[rd_slot] * p
-                        else:  # power-of-two LUT: a shift mux, no multiplier
-                            term = Array([Const(0, signed(ab)) if k is None else (p << k)[:ab].as_signed()
-                                          for k in shifts])[rd_slot]
-                        base = Mux(rd_slot == 0, lane(b_rp.data, k, ab), v[k])
-                        m.d.sync += v[k].eq(base + term)
-                    with m.If(rd_slot == S - 1):
-                        m.d.sync += [ln.eq(0), sub.eq(0)]
+                        base = Mux(pr_slot == 0, lane(b_rp.data, k, ab), v[k])
+                        m.d.sync += v[k].eq(base + prod[k])
+                    with m.If(pr_slot == S - 1):
+                        m.d.sync += [ln.eq(0), sub.eq(0), pr_valid.eq(0)]
                         m.next = "EMIT"
             with m.State("EMIT"):
                 if self.is_output:

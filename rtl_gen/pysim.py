@@ -12,6 +12,7 @@ import random
 from dataclasses import dataclass, field
 
 import numpy as np
+from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
 from snnfpga.ir import Network
@@ -47,8 +48,13 @@ class SimRun:
 
 def run(net: Network, frames: np.ndarray, *, lanes: int = 1, gaps: bool = False,
         backpressure: bool = False, one_at_a_time: bool = False, seed: int = 0,
-        max_cycles: int = 2_000_000, top: NetworkTop | None = None) -> SimRun:
-    """Stream ``frames`` (``(N, *input.shape)``) through the top and collect everything."""
+        reset_after: int | None = None, max_cycles: int = 2_000_000,
+        top: NetworkTop | None = None) -> SimRun:
+    """Stream ``frames`` (``(N, *input.shape)``) through the top and collect everything.
+
+    With ``reset_after``, that many random pixels of a throwaway frame go in first, then reset
+    is pulsed in the middle of it; everything observed before the reset is discarded.
+    """
     dut = top if top is not None else NetworkTop(net, lanes=lanes)
     frames = np.asarray(frames).reshape(len(frames), -1)
     n_frames, n_cls = len(frames), net.n_classes
@@ -59,10 +65,22 @@ def run(net: Network, frames: np.ndarray, *, lanes: int = 1, gaps: bool = False,
     beats: list[tuple[int, int, int]] = []
 
     async def clock_count(ctx):
-        async for _ in ctx.tick():
-            cycle[0] += 1
+        async for _, rst in ctx.tick():
+            cycle[0] = 0 if rst else cycle[0] + 1
 
     async def feeder(ctx):
+        if reset_after is not None:
+            lo, hi = net.input.value_range
+            for _ in range(reset_after):
+                ctx.set(dut.pixels.payload, rng.randint(lo, hi))
+                ctx.set(dut.pixels.valid, 1)
+                await ctx.tick().until(dut.pixels.ready)
+            ctx.set(dut.pixels.valid, 0)
+            await ctx.tick().repeat(rng.randint(1, 40))
+            ctx.set(cd.rst, 1)
+            for _ in range(2):
+                await ctx.posedge(cd.clk)  # tick() refuses to wait through a reset
+            ctx.set(cd.rst, 0)
         for f, frame in enumerate(frames):
             if one_at_a_time:
                 while len(out.last_beat) < f:
@@ -101,7 +119,10 @@ def run(net: Network, frames: np.ndarray, *, lanes: int = 1, gaps: bool = False,
         out.events[stage] = frames_ev
 
         async def proc(ctx):
-            async for _, _, valid, neuron, time, kind, done in ctx.tick().sample(*sigs):
+            async for _, rst, valid, neuron, time, kind, done in ctx.tick().sample(*sigs):
+                if rst:
+                    frames_ev[:] = [[]]
+                    continue
                 if valid:
                     frames_ev[-1].append((neuron, time, kind))
                 if done:
@@ -109,8 +130,11 @@ def run(net: Network, frames: np.ndarray, *, lanes: int = 1, gaps: bool = False,
                     frames_ev.append([])
         return proc
 
-    sim = Simulator(dut)
-    sim.add_clock(1e-8)
+    m = Module()
+    m.domains.sync = cd = ClockDomain("sync")
+    m.submodules.top = dut
+    sim = Simulator(m)
+    sim.add_clock(1e-8, domain="sync")
     sim.add_process(clock_count)
     for stage, _ in dut.stages:
         sim.add_process(monitor(stage))

@@ -16,6 +16,7 @@ import fcntl
 import hashlib
 import json
 import os
+import re
 import shutil
 import subprocess
 import sys
@@ -44,6 +45,8 @@ ICARUS_BUILD_ARGS = ["-g2005"]
 #: Verilator older than this does not work with cocotb 2.x (Debian's 5.006 fails to compile)
 MIN_VERILATOR = (5, 36)
 TB_MODULE = "sim.tb_network"
+#: bump when the way a model is built changes (part of the build key)
+BUILD_RECIPE = 2
 CONFIG_ENV = "SNNFPGA_TB_CONFIG"
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
@@ -126,6 +129,20 @@ def prepare_simulator(simulator: str) -> str:
     r = subprocess.run([iverilog, "-V"], capture_output=True, text=True, check=False)
     first = (r.stdout or r.stderr).splitlines()
     return first[0] if first else "?"
+
+
+_CONST_ALWAYS = re.compile(r"always @\*\n(\s+)([^;\n]+?) = (\d+'[hbdo][0-9a-fA-F_xzXZ]+);\n")
+
+
+def icarus_compat(text: str) -> tuple[str, int]:
+    """Turn Yosys' constant ``always @*`` drivers into ``initial`` ones; return (text, count).
+
+    For a ``reg`` whose other bits a process drives, Yosys writes a constant bit as
+    ``always @* x[6] = 1'h0;``. The block has no sensitivity, so Icarus never runs it ("@* found
+    no sensitivities so it will never trigger") and the bit stays X, while Verilator and
+    synthesis read it as the constant. A constant assigned once at time zero is the same thing.
+    """
+    return _CONST_ALWAYS.subn(lambda m: f"initial\n{m.group(1)}{m.group(2)} = {m.group(3)};\n", text)
 
 
 def _verilator_fst_ok() -> bool:
@@ -211,7 +228,8 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
     if simulator != "verilator":
         opt = None
     for part in (text, simulator.encode(), version.encode(), b"waves" if waves else b"nowaves",
-                 json.dumps([TIMESCALE, VERILATOR_BUILD_ARGS, ICARUS_BUILD_ARGS, opt or ""]).encode()):
+                 json.dumps([BUILD_RECIPE, TIMESCALE, VERILATOR_BUILD_ARGS, ICARUS_BUILD_ARGS,
+                             opt or ""]).encode()):
         h.update(part)
         h.update(b"\0")
     key = h.hexdigest()[:16]
@@ -219,6 +237,8 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
     directory = (root / f"{simulator}-{key}").resolve()
     top = summary["top"]
     src = directory / "src" / f"{top}.v"
+    if simulator == "icarus" and (directory / "src" / f"{top}.icarus.v").is_file():
+        src = directory / "src" / f"{top}.icarus.v"
     done = directory / "build.ok"
     with _locked(root / f".{simulator}-{key}.lock"):
         if not done.is_file():
@@ -226,6 +246,11 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
                 shutil.rmtree(directory)
             src.parent.mkdir(parents=True)
             src.write_bytes(text)
+            if simulator == "icarus":
+                patched, n_fixed = icarus_compat(text.decode())
+                if n_fixed:
+                    src = src.with_name(f"{top}.icarus.v")
+                    src.write_text(patched)
             (directory / "src" / f"{top}.json").write_text(json.dumps(summary, indent=1))
             runner = get_runner(simulator)
             args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else list(ICARUS_BUILD_ARGS)
@@ -258,6 +283,9 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
                         os.environ.pop("MAKEFLAGS", None)
                     else:
                         os.environ["MAKEFLAGS"] = saved
+            if simulator == "icarus" and "no sensitivities" in log.read_text(errors="replace"):
+                raise SimulationError(f"icarus: an `always @*` block of {src} has no sensitivity and "
+                                      f"would never run (log {log}):\n{_log_tail(log)}")
             done.write_text(version + "\n")
     return Build(simulator=simulator, directory=directory, verilog=src, summary=summary,
                  toplevel=top, waves=waves, key=key)

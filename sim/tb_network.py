@@ -83,9 +83,16 @@ class Tap:
             if v:
                 try:
                     self.current.append([self.neuron(), self.time(), self.kind()])
-                except ValueError:
-                    tb.protocol_errors.append(f"{self.name}: event with X/Z bits in frame {len(self.frames)}")
-                    self.current.append([-1, -1, -1])
+                except ValueError:  # X/Z bits: -1 in the fields that hold them
+                    ev = []
+                    for f in (self.neuron, self.time, self.kind):
+                        try:
+                            ev.append(f())
+                        except ValueError:
+                            ev.append(-1)
+                    tb.protocol_errors.append(f"{self.name}: event {ev} with X/Z bits (-1) in frame "
+                                              f"{len(self.frames)}")
+                    self.current.append(ev)
                 self.events += 1
             if d:  # the events of the done cycle belong to the frame it closes
                 self.frames.append(self.current)

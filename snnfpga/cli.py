@@ -43,6 +43,8 @@ def _add_convert_options(p: argparse.ArgumentParser, main: bool = True) -> None:
     p.add_argument("--act-bits", type=int, default=8, help="width of decoded spike values (default: 8)")
     p.add_argument("--input-coding", choices=("direct", "spikes"), default="direct",
                    help="feed pixels to the first layer (direct, needs multipliers) or encode them as spikes")
+    p.add_argument("--pow2", action="store_true",
+                   help="power-of-two threshold series (k = ln 2): decode LUTs are powers of two, decoded by shifts")
     p.add_argument("--finetune-epochs", type=int, default=3, help="threshold/BN fine-tuning epochs (default: 3)")
     p.add_argument("--seed", type=int, default=0)
 
@@ -144,7 +146,7 @@ def _options(args, coding: str | None = None, T: int | None = None):
     coding = coding or args.coding
     return ConvertOptions(coding=coding, timesteps=T or _default_T(coding, args.timesteps),
                           weight_bits=args.weight_bits, input_bits=args.input_bits, act_bits=args.act_bits,
-                          input_coding=args.input_coding, finetune_epochs=args.finetune_epochs, seed=args.seed)
+                          input_coding=args.input_coding, pow2=args.pow2, finetune_epochs=args.finetune_epochs, seed=args.seed)
 
 
 def cmd_convert(args) -> int:

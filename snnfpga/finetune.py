@@ -50,13 +50,16 @@ def finetune(snn: FloatSNN, x: np.ndarray, y: np.ndarray, epochs: int = 3, lr: f
     before, _ = snn_accuracy(snn, x, y)
     saved = copy.deepcopy(snn.state_dict())
     torch.manual_seed(seed)
+    thresholds = [p for p in snn.thresholds.parameters() if p.requires_grad]
     if mode == "bn":
-        opt = torch.optim.Adam([
-            {"params": list(snn.gain.parameters()) + list(snn.shift.parameters()), "lr": lr},
-            {"params": list(snn.thresholds.parameters()), "lr": lr * threshold_lr_ratio},
-        ])
+        groups = [{"params": list(snn.gain.parameters()) + list(snn.shift.parameters()), "lr": lr}]
+        if thresholds:
+            groups.append({"params": thresholds, "lr": lr * threshold_lr_ratio})
+        opt = torch.optim.Adam(groups)
+    elif thresholds:
+        opt = torch.optim.Adam(thresholds, lr=lr)
     else:
-        opt = torch.optim.Adam(snn.thresholds.parameters(), lr=lr)
+        return {"epochs": 0, "mode": mode, "note": "nothing to train (power-of-two thresholds are fixed)"}
     steps = epochs * ((len(y) + batch - 1) // batch)
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     loss_fn = nn.CrossEntropyLoss()

@@ -38,6 +38,7 @@ class ConvertOptions:
     input_bits: int = 8
     act_bits: int = 8
     input_coding: str = "direct"
+    pow2: bool = False
     finetune_epochs: int = 3
     finetune_lr: float = 1e-3
     calib_samples: int = 2000
@@ -79,7 +80,7 @@ def convert(model: nn.Module, data: Dataset, opts: ConvertOptions, name: str = "
         err = (forward_float(layers, xs) - model(xs).double()).abs().max().item()
     if err > 1e-3:
         raise AssertionError(f"BN folding changed the network's output by {err}")
-    snn = FloatSNN(layers, opts.coding, opts.timesteps, opts.input_coding)
+    snn = FloatSNN(layers, opts.coding, opts.timesteps, opts.input_coding, opts.pow2)
     cx, cy = calibration_sample(data, opts.calib_samples, opts.seed)
     ft: dict[str, Any] = {"epochs": 0}
     if opts.coding == "rate":  # pass 2: threshold init

@@ -24,6 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
+from . import energy as _energy
+
 __all__ = ["Device", "DEVICES", "estimate", "paper_energy", "activity_from_reference",
            "PAPER_CONSTANTS", "ACTIVITY_KEYS"]
 
@@ -127,8 +129,10 @@ DEVICES: dict[str, Device] = {
         )),
 }
 
-#: the SC-TTFS paper's normalised energy constants (E_i per spike, E_l per time step)
-PAPER_CONSTANTS = {"truenorth": (0.4, 0.6), "spinnaker": (0.64, 0.36)}
+#: the SC-TTFS paper's normalised energy constants (E_i per spike, E_l per time step):
+#: TrueNorth (0.4, 0.6) and SpiNNaker (0.64, 0.36), from snnfpga.energy (the paper's figures,
+#: taken there from Han & Roy, ECCV 2020)
+PAPER_CONSTANTS = dict(_energy.PLATFORMS)
 
 #: per-frame activity counts :func:`estimate` reads (missing ones count as 0 and are reported)
 ACTIVITY_KEYS = ("memory_reads", "memory_writes", "accumulator_updates", "events", "multiplies",

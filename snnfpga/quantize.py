@@ -54,6 +54,8 @@ def _ttfs_neuron(snn: FloatSNN, stage: str, s_v: float, act_bits: int) -> tuple[
     calibrated = snn.coding == "sc-ttfs"
     top = float(enc[0] + (cal[0] if calibrated else 0.0))
     s_out = top / ((1 << act_bits) - 1)
+    if snn.pow2:  # θ_e(0) ↦ 2^(act_bits-1): every decode entry is an exact power of two
+        s_out = float(enc[0]) / (1 << (act_bits - 1))
     neuron = TTFSNeuron(enc=_lut(enc, s_v, 1, f"{stage}.enc"), dec_enc=_lut(enc, s_out, 0, f"{stage}.dec_enc"))
     if calibrated:
         neuron = TTFSNeuron(enc=neuron.enc, dec_enc=neuron.dec_enc, cal=_lut(cal, s_v, 1, f"{stage}.cal"),

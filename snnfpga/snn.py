@@ -80,8 +80,10 @@ class FloatSNN(nn.Module):
     gradient of the spike quantiser.
     """
 
-    def __init__(self, layers: list[FloatLayer], coding: str, timesteps: int, input_coding: str = "direct"):
+    def __init__(self, layers: list[FloatLayer], coding: str, timesteps: int, input_coding: str = "direct",
+                 pow2: bool = False):
         super().__init__()
+        self.pow2 = bool(pow2)  # power-of-two threshold series: k fixed at ln 2 (shift decode)
         if coding not in ("rate", "ttfs", "sc-ttfs"):
             raise ValueError(f"coding must be 'rate', 'ttfs' or 'sc-ttfs', not {coding!r}")
         if input_coding not in ("direct", "spikes"):
@@ -97,6 +99,9 @@ class FloatSNN(nn.Module):
             self.shift[str(i)] = nn.Parameter(layers[i].bias.detach().clone())
         self.stages = ([INPUT_STAGE] if input_coding == "spikes" else []) + [str(i) for i in self.weighted[:-1]]
         self.thresholds = nn.ModuleDict({s: ThresholdSeries() for s in self.stages})
+        if self.pow2:  # keep the series exact powers of two: only the folded BN is fine-tuned
+            for p in self.thresholds.parameters():
+                p.requires_grad_(False)
         # rate coding: one threshold λ per stage (buffers; not fine-tuned)
         self.register_buffer("rate_theta", torch.ones(len(self.stages), dtype=torch.float64))
         self.ste = False  # straight-through gradient for v (switched on while fine-tuning)

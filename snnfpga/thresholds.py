@@ -18,6 +18,7 @@ from .snn import INPUT_STAGE, FloatSNN
 __all__ = ["fit_ttfs_thresholds", "fit_rate_thresholds", "decode_error"]
 
 _MAX_SAMPLES = 16_000
+LN2 = float(np.log(2.0))
 
 
 def _series(theta0: torch.Tensor, k: torch.Tensor, T: int) -> torch.Tensor:
@@ -49,8 +50,12 @@ def _best(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None, chunk: i
     return int(torch.cat(errs).argmin())
 
 
-def fit_stage(v: torch.Tensor, T: int, calibrated: bool) -> tuple[float, float, float, float]:
-    """Grid search on one stage's membrane samples; returns θ_e(0), k_e, θ_c(0), k_c."""
+def fit_stage(v: torch.Tensor, T: int, calibrated: bool, pow2: bool = False) -> tuple[float, float, float, float]:
+    """Grid search on one stage's membrane samples; returns θ_e(0), k_e, θ_c(0), k_c.
+
+    ``pow2`` restricts the series to halving per step (``k = ln 2``) with ``θ_c(0)/θ_e(0)`` a
+    power of two, so every decode LUT entry is a power of two: the hardware decodes by shifting.
+    """
     v = v.flatten().double()
     if v.numel() > _MAX_SAMPLES:
         v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(0))[:_MAX_SAMPLES]]
@@ -58,11 +63,15 @@ def fit_stage(v: torch.Tensor, T: int, calibrated: bool) -> tuple[float, float, 
     top = float(torch.quantile(pos, 0.999)) if pos.numel() else 1.0
     top = max(top, 1e-6)
     e0_grid = torch.tensor(np.geomspace(0.08, 1.5, 20) * top)
-    k_grid = torch.tensor(np.linspace(0.0, 3.0, 16) if T > 1 else [0.0])
+    k_grid = torch.tensor(np.linspace(0.0, 3.0, 16) if T > 1 else [0.0], dtype=torch.float64)
     ratio_grid = torch.tensor(np.geomspace(0.05, 1.0, 16))
-    kc_grid = torch.tensor(np.linspace(0.0, 3.0, 16) if T > 1 else [0.0])
+    kc_grid = torch.tensor(np.linspace(0.0, 3.0, 16) if T > 1 else [0.0], dtype=torch.float64)
     e0, ke = top * 0.5, 0.7
     c0, kc = 0.25 * e0, 0.7
+    if pow2:
+        k_grid = kc_grid = torch.tensor([LN2], dtype=torch.float64)
+        ratio_grid = torch.tensor([2.0 ** -m for m in range(0, 8)], dtype=torch.float64)
+        ke = kc = LN2
     for _ in range(2 if calibrated else 1):
         E0, KE = torch.meshgrid(e0_grid, k_grid, indexing="ij")
         E0, KE = E0.flatten(), KE.flatten()
@@ -88,7 +97,7 @@ def fit_ttfs_thresholds(snn: FloatSNN, x: torch.Tensor, progress: bool = True) -
     fitted = {}
     for stage in tqdm(snn.stages, desc=f"fit {snn.coding} thresholds (T={snn.T})", disable=not progress, leave=False):
         v = snn.stage_inputs(x, stage)
-        e0, ke, c0, kc = fit_stage(v, snn.T, calibrated)
+        e0, ke, c0, kc = fit_stage(v, snn.T, calibrated, snn.pow2)
         snn.thresholds[stage].set(e0, ke, c0, kc)
         fitted[stage] = (e0, ke, c0, kc)
     return fitted

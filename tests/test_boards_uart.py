@@ -262,3 +262,15 @@ def test_uart_top_real_network_amaranth_sim(coding, input_coding):
     responses = proto.split_responses(bytes(got))
     assert [r.cls for r in responses] == [int(c) for c in ref.classes]
     assert [r.membranes for r in responses] == [tuple(int(x) for x in m) for m in ref.output]
+
+
+def test_uart_top_parameter_errors():
+    weight = np.ones((2, 3), dtype=np.int64)
+    net = _fake_net(weight, 8, 12)
+    cores = [FakeNetworkCore(weight, input_bits=8, acc_bits=12), FakeNetworkCore(weight, input_bits=8, acc_bits=16)]
+    for core in cores:
+        core._MustUse__silence = True  # never elaborated on purpose
+    with pytest.raises(TypeError, match=r"fifo_depth must be an integer >= 2, not 1"):
+        UARTTop(net, divisor=4, core=cores[0], fifo_depth=1)
+    with pytest.raises(ValueError, match=r"core membrane width must be the output acc_bits 12, not 16"):
+        UARTTop(net, divisor=4, core=cores[1])

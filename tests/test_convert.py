@@ -149,3 +149,14 @@ def test_quantize_frames_rejects_out_of_range_images():
     net = random_network("sc-ttfs", (4, 3, 2), 4)
     with pytest.raises(QuantizationError, match=r"\[0, 1\]"):
         quantize_frames(net, np.full((1, 4), 1.5))
+
+
+def test_pow2_series_gives_power_of_two_decode_luts(digits_mlp):
+    data, model, _ = digits_mlp
+    c = convert(model, data, ConvertOptions(coding="sc-ttfs", timesteps=4, pow2=True, finetune_epochs=1),
+                progress=False)
+    for layer in c.net.layers[:-1]:
+        for lut in (layer.neuron.dec_enc, layer.neuron.dec_cal):
+            assert all(v == 0 or v & (v - 1) == 0 for v in lut), lut
+        assert list(layer.neuron.dec_enc) == [128, 64, 32, 16]
+    assert c.metrics["int_ref"] >= c.metrics["float_ann"] - 0.02, c.metrics

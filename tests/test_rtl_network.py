@@ -154,3 +154,12 @@ def test_bit_exact_property(coding, input_coding, sizes, timesteps, lanes, extre
     net = random_network(coding, tuple(sizes), timesteps=timesteps, input_coding=input_coding,
                          extreme=extreme, seed=seed)
     check(net, random_frames(net, 2, seed=seed), lanes=lanes, gaps=True, backpressure=True, seed=seed)
+
+
+@pytest.mark.parametrize("coding,input_coding", [("sc-ttfs", "direct"), ("ttfs", "spikes"),
+                                                 ("rate", "direct"), ("rate", "spikes")])
+def test_reset_mid_frame(coding, input_coding):
+    """A reset in the middle of a frame leaves no stale state: the next frames are exact."""
+    net = random_network(coding, (10, 8, 3), timesteps=3, input_coding=input_coding, seed=9)
+    frames = random_frames(net, 2, seed=6)
+    check(net, frames, lanes=2, reset_after=7, backpressure=True, seed=3)

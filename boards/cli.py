@@ -1,0 +1,255 @@
+"""``snnfpga build MODEL --board NAME`` and ``snnfpga infer --port PORT MODEL``.
+
+``build`` writes Verilog, constraints and (ECP5 / iCE40) a bitstream with the open toolchain,
+then prints utilization, fmax, throughput and the power estimate (frames per watt).
+``infer`` runs frames through a programmed board over its USB serial port.
+amaranth, rtl_gen and pyserial are imported inside the handlers only.
+"""
+
+from __future__ import annotations
+
+import argparse
+
+__all__ = ["add_parser", "performance"]
+
+
+def add_parser(subparsers) -> None:
+    p = subparsers.add_parser(
+        "build", help="build a bitstream for a board (open toolchain) and report resources, fmax, frames/W",
+        description="Wrap the network top in a UART top for a board, run yosys/nextpnr (yowasp) for "
+                    "ECP5/iCE40 or write Verilog + XDC + TCL for Vivado boards, and report utilization, "
+                    "fmax, frames per second and the power estimate.")
+    p.add_argument("model", nargs="?", help="the IR file (<name>.snn.json / .snn.npz)")
+    p.add_argument("--board", help="target board (see --list-boards)")
+    p.add_argument("-o", "--out", help="output directory (default: build/<board>)")
+    p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
+    p.add_argument("--baud", type=int, default=None, help="UART baud rate (default 115200)")
+    p.add_argument("--list-boards", action="store_true", help="list the supported boards and exit")
+    p.add_argument("--no-pnr", action="store_true", help="write the files only, run no toolchain")
+    p.add_argument("--activity", help="a simulation report JSON (snnfpga simulate --json) for fps and power; "
+                                      "without it both are estimated from the integer reference")
+    p.add_argument("--images", type=int, default=100,
+                   help="test images for the reference activity estimate (default 100)")
+    p.add_argument("--data-root", help="directory holding torchvision-layout data sets")
+    p.add_argument("--json", help="also write the build report to this JSON file")
+    p.set_defaults(func=_build_handler)
+
+    q = subparsers.add_parser(
+        "infer", help="classify images on a programmed board over its USB serial port",
+        description="Send frames to a board running `snnfpga build`'s bitstream (boards/protocol.py) "
+                    "and print classes, accuracy and throughput. Needs pyserial.")
+    q.add_argument("model", help="the IR file the bitstream was built from")
+    q.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
+    q.add_argument("--images", type=int, default=100, help="test images to send (default 100)")
+    q.add_argument("--baud", type=int, default=None, help="UART baud rate (default 115200)")
+    q.add_argument("--window", type=int, default=1, help="requests in flight (default 1)")
+    q.add_argument("--frames", help="integer frames (.npy) instead of the data set")
+    q.add_argument("--data", help="data set name (default: the one in the IR provenance)")
+    q.add_argument("--data-root", help="directory holding torchvision-layout data sets")
+    q.set_defaults(func=_infer_handler)
+
+
+# --------------------------------------------------------------------------- helpers
+def _dataset_frames(net, n: int, name: str | None = None, data_root=None):
+    """``(frames, labels)`` from the IR's data set test split, quantised to the input; or None."""
+    import numpy as np
+
+    name = name or net.provenance.get("dataset")
+    if not name:
+        return None
+    from snnfpga.data import load_dataset
+
+    ds = load_dataset(name, data_root=data_root)
+    x = np.asarray(ds.test_x[:n], dtype=np.float64).reshape(min(n, len(ds.test_x)), -1)
+    lo, hi = net.input.value_range
+    frames = np.clip(np.rint(x / net.input.scale), lo, hi).astype(np.int64)
+    return frames, np.asarray(ds.test_y[: len(frames)])
+
+
+def performance(net, build_result: dict, *, lanes: int = 1, sim_report: dict | None = None,
+                frames=None) -> dict:
+    """Throughput and power for a build: ``{"fps", "fps_uart", "frame_interval_cycles",
+    "interval_source", "clock_mhz", "activity", "power"}``.
+
+    The clock is the board clock (or fmax if lower). The frame interval comes from the
+    simulation report (measured) or, without one, from the reference's busiest layer
+    ``ceil(synaptic events / lanes)`` (a lower bound: labelled as an estimate).
+    """
+    import math
+
+    from snnfpga import power, reference
+
+    from .protocol import Protocol
+
+    clock = build_result["clock_mhz"]
+    if build_result.get("fmax_mhz"):
+        clock = min(clock, build_result["fmax_mhz"])
+    ref = reference.simulate(net, frames) if frames is not None and len(frames) else None
+    activity = power.activity_from_reference(net, ref, lanes=lanes)
+    if sim_report is not None:
+        interval = sim_report.get("frame_interval_cycles") or (sim_report.get("cycles_per_frame") or {}).get("mean")
+        source = "measured in RTL simulation"
+        if sim_report.get("events_per_frame") is not None:
+            activity["events"] = float(sim_report["events_per_frame"])
+        syn = sim_report.get("synaptic_events_per_frame")
+        if syn is not None:
+            old = activity["accumulator_updates"]
+            activity["memory_reads"] += (syn - old) * (1 + 1 / lanes)
+            activity["memory_writes"] += syn - old
+            activity["accumulator_updates"] = activity["synaptic_events"] = float(syn)
+        activity["assumptions"] = [a for a in activity["assumptions"] if "not from RTL" not in a]
+        activity["assumptions"].append("spike and synaptic event counts from RTL simulation")
+    else:
+        per_layer = _busiest_layer_events(net, ref)
+        interval = max(1, math.ceil(per_layer / lanes))
+        source = "estimate: busiest layer's ceil(synaptic events / lanes), a lower bound"
+    fps = clock * 1e6 / interval if interval else None
+    proto = Protocol.for_network(net)
+    baud = build_result.get("baud") or 115200
+    fps_uart = baud / (10 * (proto.request_bytes + proto.response_bytes))
+    device = build_result.get("power_device") or build_result["board"]
+
+    def at(rate, act):
+        est = power.estimate(device, build_result.get("resources"), act, clock, rate,
+                             acc_bits=activity.get("acc_bits", 16))
+        est["assumptions"] = activity["assumptions"] + est["assumptions"]
+        return est
+
+    # compute-bound: frames back to back at the network's interval, no UART traffic counted;
+    # as built: the UART limits the frame rate and its pins switch
+    compute = at(fps, {**activity, "uart_bits": 0}) if fps else None
+    uart = at(min(fps or fps_uart, fps_uart), activity)
+    return {"clock_mhz": clock, "frame_interval_cycles": interval, "interval_source": source,
+            "fps": fps, "fps_uart": fps_uart, "activity": activity, "power": compute, "power_uart": uart,
+            "energy_paper": power.paper_energy(activity["events"], net.timesteps)}
+
+
+def _busiest_layer_events(net, ref) -> float:
+    """Synaptic events of the busiest weighted layer per frame (mean), from the reference."""
+    counts = []
+    prev = None if net.input.input_coding == "direct" else -1
+    prev_n = net.input.size
+    for i, layer in enumerate(net.layers):
+        if not layer.weighted:
+            continue
+        fan = layer.n_out if layer.kind == "dense" else layer.out_shape[0] * layer.kernel ** 2
+        if prev is None:
+            n_in = net.input.size
+        elif ref is not None and prev in ref.spikes:
+            n_in = float(ref.spikes[prev].count().mean())
+        else:  # no reference run: every neuron fires once (every step for rate coding)
+            n_in = prev_n * (net.timesteps if net.coding == "rate" else 1)
+        counts.append(n_in * fan)
+        prev, prev_n = i, layer.n_out
+    return max(counts) if counts else 1.0
+
+
+def _pct(r: dict) -> str:
+    return f"{r['used']:>6} / {r['available']:<6} ({r['percent']:.1f} %)"
+
+
+# --------------------------------------------------------------------------- handlers
+def _build_handler(args: argparse.Namespace) -> int:
+    import json
+    from pathlib import Path
+
+    from .registry import BoardError, format_board_list, get_board
+
+    if args.list_boards:
+        print(format_board_list())
+        return 0
+    if not args.model or not args.board:
+        print("error: build needs MODEL and --board NAME (or --list-boards)")
+        return 2
+    from snnfpga.ir import IRError, load
+
+    from .build import build
+    from .uart_top import DEFAULT_BAUD
+
+    try:
+        board = get_board(args.board)
+        net = load(args.model)
+    except (BoardError, IRError) as e:
+        print(f"error: {e}")
+        return 2
+    out = Path(args.out or Path("build") / board.name)
+    try:
+        r = build(net, board, out, lanes=args.lanes, do_build=not args.no_pnr, baud=args.baud or DEFAULT_BAUD)
+    except BoardError as e:
+        print(f"error: {e}")
+        return 2
+    r["power_device"] = board.power_device
+    print(f"{net.name}: {net.coding} T={net.timesteps}, lanes={args.lanes} on {board.name} ({board.device}), "
+          f"UART {r['baud']} baud")
+    for key, path in r["files"].items():
+        print(f"  {key:12s} {path}")
+    if r["bitstream"]:
+        print(f"  {'bitstream':12s} {r['bitstream']}   (built in {r['build_seconds']:.1f} s)")
+    print(f"block RAM estimate: {r['memory_estimate']['bram_blocks']} of {r['memory_estimate']['bram_available']}")
+    for note in r["notes"]:
+        print(f"note: {note}")
+    if r["resources"]:
+        for kind, res in r["resources"].items():
+            print(f"  {kind:6s} {_pct(res)}")
+        print(f"fmax {r['fmax_mhz']} MHz (board clock {r['clock_mhz']} MHz)")
+    sim_report = json.loads(Path(args.activity).read_text()) if args.activity else None
+    frames = None
+    if sim_report is None:
+        try:
+            got = _dataset_frames(net, args.images, data_root=args.data_root)
+        except Exception as e:  # a data set that is not on this machine: fall back, say so
+            print(f"note: no test images for the activity estimate ({e}); assuming one spike per neuron")
+            got = None
+        frames = got[0] if got else None
+    perf = performance(net, r, lanes=args.lanes, sim_report=sim_report, frames=frames)
+    r["performance"] = perf
+    print(f"frame interval {perf['frame_interval_cycles']:.0f} cycles ({perf['interval_source']})")
+    print(f"fps {perf['fps']:.0f} at {perf['clock_mhz']:.2f} MHz; over the UART at most {perf['fps_uart']:.0f} fps")
+    for label, p in (("compute-bound", perf["power"]), ("over the UART", perf["power_uart"])):
+        if not p:
+            continue
+        print(f"power, {label} (estimate): {1e3 * p['total_w']:.3f} mW = static {1e3 * p['static_w']:.3f} "
+              f"+ memories {1e3 * p['memories_w']:.3f} + logic {1e3 * p['logic_w']:.3f} "
+              f"+ io {1e3 * p['io_w']:.3f} mW at {p['fps']:.0f} fps -> {p['fps_per_w']:.0f} frames/W")
+    if perf["power"]:
+        for a in perf["power"]["assumptions"]:
+            print(f"  assumption: {a}")
+    e = perf["energy_paper"]
+    print(f"paper energy E = N*Ei + L*El: TrueNorth {e['truenorth']:.1f}, SpiNNaker {e['spinnaker']:.1f}")
+    if args.json:
+        Path(args.json).write_text(json.dumps(r, indent=1, default=str) + "\n")
+    return 0
+
+
+def _infer_handler(args: argparse.Namespace) -> int:
+    import numpy as np
+
+    from snnfpga.ir import load
+    from snnfpga.reference import simulate
+
+    from .host import HostError, infer
+    from .uart_top import DEFAULT_BAUD
+
+    net = load(args.model)
+    if args.frames:
+        frames, labels = np.load(args.frames, allow_pickle=False)[: args.images], None
+    else:
+        got = _dataset_frames(net, args.images, name=args.data, data_root=args.data_root)
+        if got is None:
+            print("error: the IR names no data set: pass --data NAME or --frames file.npy")
+            return 2
+        frames, labels = got
+    try:
+        r = infer(args.port, net, frames, baud=args.baud or DEFAULT_BAUD, window=args.window)
+    except HostError as e:
+        print(f"error: {e}")
+        return 2
+    ref = simulate(net, frames)
+    agree = float(np.mean(np.asarray(r["classes"]) == ref.classes))
+    exact = sum(tuple(m) == tuple(int(x) for x in o) for m, o in zip(r["membranes"], ref.output))
+    print(f"{len(frames)} frames in {r['seconds']:.2f} s ({r['frames_per_second']:.1f} frames/s over the UART)")
+    print(f"board vs integer reference: classes agree {100 * agree:.2f} %, membranes bit-exact "
+          f"{exact}/{len(frames)}")
+    if labels is not None:
+        print(f"board accuracy {100 * float(np.mean(np.asarray(r['classes']) == labels)):.2f} %")
+    return 0

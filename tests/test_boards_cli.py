@@ -1,0 +1,94 @@
+"""The boards CLI (build --list-boards, build --no-pnr, errors) and the host's protocol loop."""
+
+import argparse
+
+import numpy as np
+import pytest
+
+from boards import cli
+from boards.host import HostError, infer_on
+from boards.protocol import Protocol
+from snnfpga import reference
+from snnfpga.ir import save
+from snnfpga.testing import random_frames, random_network
+
+
+def _parse(argv):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    cli.add_parser(sub)
+    return parser.parse_args(argv)
+
+
+def test_list_boards(capsys):
+    args = _parse(["build", "--list-boards"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "ulx3s-85f" in out and "icebreaker" in out and "arty-a7-35" in out
+
+
+def test_unknown_board_and_missing_args(tmp_path, capsys):
+    save(random_network(seed=0, name="m"), tmp_path / "m")
+    args = _parse(["build", str(tmp_path / "m.snn.json"), "--board", "nexys"])
+    assert args.func(args) == 2
+    assert "unknown board 'nexys'; supported boards: arty-a7-35, icebreaker, ulx3s-85f" in capsys.readouterr().out
+    args = _parse(["build"])
+    assert args.func(args) == 2
+
+
+def test_build_no_pnr_prints_estimates(tmp_path, capsys):
+    save(random_network(seed=0, name="m"), tmp_path / "m")
+    args = _parse(["build", str(tmp_path / "m.snn.json"), "--board", "ulx3s-85f", "-o", str(tmp_path / "o"),
+                   "--no-pnr"])
+    assert args.func(args) == 0
+    out = capsys.readouterr().out
+    assert "frames/W" in out and "assumption:" in out and "TrueNorth" in out
+    assert (tmp_path / "o" / "snn_board.lpf").is_file()
+
+
+def test_performance_uses_sim_report():
+    net = random_network(seed=0)
+    build_result = {"board": "icebreaker", "clock_mhz": 12.0, "fmax_mhz": 20.0, "baud": 115200,
+                    "resources": {"LUT": {"used": 1000, "available": 5280}}, "power_device": "ice40up5k"}
+    perf = cli.performance(net, build_result, sim_report={"frame_interval_cycles": 600, "events_per_frame": 20,
+                                                          "synaptic_events_per_frame": 300})
+    assert perf["fps"] == pytest.approx(12e6 / 600)
+    assert perf["activity"]["events"] == 20 and perf["activity"]["accumulator_updates"] == 300
+    assert perf["power"]["fps_per_w"] == pytest.approx(perf["fps"] / perf["power"]["total_w"])
+    assert perf["power_uart"]["fps"] == pytest.approx(perf["fps_uart"])
+    assert perf["power"]["io_w"] == 0 and perf["power_uart"]["io_w"] > 0
+
+
+class FakeBoard:
+    """A TEST DOUBLE of a serial link to a board: answers each request with the reference."""
+
+    def __init__(self, net, drop_after=None):
+        self.net, self.proto = net, Protocol.for_network(net)
+        self.rx, self.tx, self.drop_after, self.answered = bytearray(), bytearray(), drop_after, 0
+
+    def write(self, data):
+        self.rx += data
+        while len(self.rx) >= self.proto.request_bytes:
+            req, self.rx = self.rx[:self.proto.request_bytes], self.rx[self.proto.request_bytes:]
+            assert req[0] == 0xA5
+            frame = np.frombuffer(bytes(req[1:]), dtype=np.uint8).astype(np.int64)[None]
+            r = reference.simulate(self.net, frame)
+            if self.drop_after is None or self.answered < self.drop_after:
+                self.tx += self.proto.encode_response(int(r.classes[0]), [int(x) for x in r.output[0]])
+            self.answered += 1
+
+    def read(self, n):
+        out, self.tx = bytes(self.tx[:n]), self.tx[n:]
+        return out
+
+
+@pytest.mark.parametrize("window", [1, 3])
+def test_host_protocol_loop(window):
+    net = random_network(seed=2)
+    frames = random_frames(net, 5, seed=1)
+    responses = infer_on(FakeBoard(net), Protocol.for_network(net), frames, window=window)
+    ref = reference.simulate(net, frames)
+    assert [r.cls for r in responses] == list(ref.classes)
+    assert [r.membranes for r in responses] == [tuple(int(x) for x in m) for m in ref.output]
+    with pytest.raises(HostError, match=r"frame 2: expected \d+ response bytes, got 0"):
+        infer_on(FakeBoard(net, drop_after=2), Protocol.for_network(net), frames)

