@@ -104,13 +104,17 @@ def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: i
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
     estimate = check_fit(net, board, lanes=lanes)
+    notes = []
+    if estimate["bram_blocks"] > estimate["bram_available"]:
+        notes.append(f"block RAM is tight: {estimate['bram_blocks']} blocks in the usual shapes, at least "
+                     f"{estimate['bram_blocks_min']}, of {estimate['bram_available']}; place and route decides")
     platform = board.platform()
     top = BoardTop(net, baud=baud, lanes=lanes, core=core)
     result = {"board": board.name, "device": board.device, "family": board.family,
               "toolchain": board.toolchain, "out_dir": str(out), "network": net.name, "lanes": lanes,
               "clock_mhz": board.clock_hz / 1e6, "baud": baud, "bitstream": None, "fmax_mhz": None,
               "fmax_constraint_mhz": None, "resources": None, "memory_estimate": estimate,
-              "build_seconds": None, "notes": []}
+              "build_seconds": None, "notes": notes}
     t0 = time.monotonic()
     if board.toolchain == "vivado":
         plan = platform.prepare(top, name=name)

@@ -108,6 +108,9 @@ def performance(net, build_result: dict, *, lanes: int = 1, sim_report: dict | N
     baud = build_result.get("baud") or 115200
     fps_uart = baud / (10 * (proto.request_bytes + proto.response_bytes))
     device = build_result.get("power_device") or build_result["board"]
+    if not build_result.get("fmax_mhz"):
+        activity["assumptions"].append(f"clock {clock} MHz is the board clock: no place and route ran, "
+                                       "timing is not verified")
 
     def at(rate, act):
         est = power.estimate(device, build_result.get("resources"), act, clock, rate,

@@ -12,9 +12,9 @@ Two layers, as in amaranth-boards / Glasgow:
 from __future__ import annotations
 
 from amaranth import Cat, Const, Elaboratable, Module, Signal
-from amaranth.lib import io, stream, wiring
+from amaranth.lib import io, wiring
 from amaranth.lib.fifo import SyncFIFOBuffered
-from amaranth.lib.wiring import In, Out, connect
+from amaranth.lib.wiring import In, Out
 
 from .protocol import SYNC, Protocol
 from .uart import UARTRx, UARTTx, divisor_for

@@ -1,6 +1,24 @@
 """Amaranth hardware for the Network IR: dense SNN layer cores, the network top, Verilog.
 
-Imports amaranth (not torch, not cocotb). See docs/hardware.md for the generated ports.
+Architecture (DESIGN.md §4; ports and summary JSON pinned by docs/hardware.md):
+
+- Stages are chained by ``amaranth.lib.stream`` event streams (:mod:`.events`): a beat is a
+  spike ``(neuron, time, kind)`` or an end marker (end of frame for (SC-)TTFS, end of step t
+  for rate). Any stage may stall; nothing is lost or reordered.
+- Input: with ``input_coding == "direct"`` the first layer consumes pixels itself (W·x, one
+  multiplier per lane, zero pixels skipped); with ``"spikes"`` an :class:`~.encoder.InputEncoder`
+  turns pixels into events of stage ``in``.
+- Each dense layer (:mod:`.layer_common`, :mod:`.layer_ttfs`, :mod:`.layer_rate`) has a decode
+  side that adds weight columns, ``lanes`` weights per memory word, into per-(kind, time)
+  partial sums of one of two banks, and an encode side that turns the other bank into
+  membranes and events (``dec`` scaling: one multiplier per lane, or shifts for power-of-two
+  LUTs). The banks swap at each end marker, so decoding frame f+1 (step t+1) overlaps encoding
+  frame f (step t): the frame interval is the busiest layer's ``events × ceil(n_out/lanes)``.
+- :class:`NetworkTop` chains the stages and adds the counters and per-stage taps;
+  :func:`generate` writes the Verilog and the summary JSON; :mod:`.pysim` runs the top in
+  Amaranth's simulator.
+
+Imports amaranth (not torch, not cocotb).
 """
 
 from .emit import generate, summary

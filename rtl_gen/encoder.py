@@ -16,7 +16,7 @@ from amaranth.lib.wiring import In, Out
 from snnfpga.ir import Network, RateNeuron, TTFSNeuron
 
 from .events import event_signature, index_bits, pixel_shape, time_bits
-from .luts import ttfs_encode
+from .luts import event_buffer, ttfs_encode
 
 __all__ = ["InputEncoder"]
 
@@ -52,44 +52,25 @@ class InputEncoder(wiring.Component):
         return m
 
     def _ttfs(self, m: Module, neuron: TTFSNeuron) -> None:
+        """Each accepted pixel is encoded straight into a one-entry event buffer."""
         n = self.n
-        x = Signal(signed(self.net.input.bits + 1))
-        i = Signal(range(n))
-        e = ttfs_encode(m, x, neuron, self.tb)
         o, p = self.o_events, self.pixels
-        with m.FSM(name="in_encode"):
-            with m.State("LOAD"):
-                m.d.comb += p.ready.eq(1)
-                with m.If(p.valid):
-                    m.d.sync += x.eq(p.payload)
-                    m.next = "ENC"
-            with m.State("ENC"):
-                m.d.comb += [o.valid.eq(e.fired), o.payload.neuron.eq(i), o.payload.time.eq(e.t_enc)]
-
-                def done_pixel():
-                    with m.If(i == n - 1):
-                        m.d.sync += i.eq(0)
-                        m.next = "END"
-                    with m.Else():
-                        m.d.sync += i.eq(i + 1)
-                        m.next = "LOAD"
-                with m.If(~o.valid | o.ready):
-                    if neuron.calibrated:
-                        with m.If(e.cal_fired):
-                            m.next = "CAL"
-                        with m.Else():
-                            done_pixel()
-                    else:
-                        done_pixel()
-            with m.State("CAL"):
-                m.d.comb += [o.valid.eq(1), o.payload.neuron.eq(i), o.payload.time.eq(e.t_cal),
-                             o.payload.kind.eq(1)]
-                with m.If(o.ready):
-                    done_pixel()
-            with m.State("END"):
-                m.d.comb += [o.valid.eq(1), o.payload.end.eq(1)]
-                with m.If(o.ready):
-                    m.next = "LOAD"
+        x = Signal(signed(self.net.input.bits + 1))
+        m.d.comb += x.eq(p.payload)
+        i = Signal(range(n))
+        end = Signal()                     # the frame's last pixel is in: end marker next
+        load = Signal()
+        free, empty = event_buffer(m, o, calibrated=neuron.calibrated, load=load, neuron=i,
+                                   e=ttfs_encode(m, x, neuron, self.tb))
+        m.d.comb += [p.ready.eq(free & ~end), load.eq(p.valid & p.ready)]
+        with m.If(load):
+            m.d.sync += i.eq(Mux(i == n - 1, 0, i + 1))
+            with m.If(i == n - 1):
+                m.d.sync += end.eq(1)
+        with m.If(end & empty):
+            m.d.comb += [o.valid.eq(1), o.payload.end.eq(1), o.payload.time.eq(0), o.payload.kind.eq(0)]
+            with m.If(o.ready):
+                m.d.sync += end.eq(0)
 
     def _rate(self, m: Module, neuron: RateNeuron) -> None:
         n, T, bits = self.n, self.T, self.net.input.bits

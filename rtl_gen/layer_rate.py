@@ -5,19 +5,20 @@ or for a first layer fed direct pixels the whole frame: its current ``Σ W·x`` 
 step, so it is decoded once and the encode side runs T fire passes over it, clearing the bank
 only in the last one. Fire pass over each group of ``lanes`` neurons:
 ``v = (t == 0 ? v0 : V) + b + P``; each lane in turn fires ``(j, t, 0)`` and subtracts
-``theta`` if ``v >= theta``; ``V`` is written back. Hidden layers close each step with an end
+``theta`` if ``v >= theta`` (through a one-entry event buffer, one cycle per neuron); ``V`` is
+written back. Hidden layers close each step with an end
 marker whose ``time`` is the step; the output layer never fires and emits its membranes as
 result beats in the last step's pass.
 """
 
 from __future__ import annotations
 
-from amaranth.hdl import Array, Cat, Module, Mux, Signal, signed
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 
 from snnfpga.ir import RateNeuron
 
 from .layer_common import DenseLayerBase, EncodeSide, lane
-from .luts import const_mul
+from .luts import TTFSEncode, const_mul, event_buffer
 
 __all__ = ["RateDenseLayer"]
 
@@ -79,6 +80,7 @@ class RateDenseLayer(DenseLayerBase):
             o = self.o_events
             fire = Signal()
             m.d.comb += fire.eq(lane_ok & (vsel >= neuron.theta))
+            prepared = Signal()
 
         with m.FSM(name="encode"):
             with m.State("IDLE"):
@@ -114,14 +116,22 @@ class RateDenseLayer(DenseLayerBase):
                         with m.Else():
                             m.d.sync += ln.eq(ln + 1)
                 else:
-                    m.d.comb += [o.valid.eq(fire), o.payload.neuron.eq(j), o.payload.time.eq(t)]
-                    with m.If(~fire | o.ready):
+                    # prepare lane ln (fire, subtract theta) into a one-entry event buffer
+                    # while the previous spike leaves: one cycle per neuron
+                    load = Signal()
+                    free, _ = event_buffer(m, o, calibrated=False, load=load, neuron=j,
+                                           e=TTFSEncode(fire, t, Const(0, 1), Const(0, 1)), keep=fire)
+                    m.d.comb += load.eq(~prepared & free)
+                    with m.If(load):
                         with m.If(fire):
                             m.d.sync += Array(v)[ln].eq(vsel - neuron.theta)
                         with m.If(ln == L - 1):
-                            m.next = "WB"
+                            m.d.sync += [ln.eq(0), prepared.eq(1)]
                         with m.Else():
                             m.d.sync += ln.eq(ln + 1)
+                    with m.If(prepared & free):
+                        m.d.sync += prepared.eq(0)
+                        m.next = "WB"
             with m.State("WB"):
                 m.d.comb += v_wp.en.eq(1)
                 next_group()

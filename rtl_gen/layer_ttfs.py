@@ -1,11 +1,16 @@
 """(SC-)TTFS dense layer core: event decode (shared), then one encode pass per frame.
 
-Encode side, per group of ``lanes`` neurons: ``v = b + Σ_slot dec[slot]·P[slot]`` reading one
-partial-sum word per slot (and clearing it for the bank's next use), with one multiplier per
-lane by the small ``dec`` constant (none for a direct-input layer, where ``dec`` is 1); then
-each lane in turn is compared with the ``enc``/``cal`` LUTs and emits up to two events. Hidden
-layers end the frame with an end marker; the output layer emits one result beat per neuron
-with the running argmax.
+Encode side, per group of ``lanes`` neurons:
+
+- *accumulate* ``v = b + Σ_slot dec[slot]·P[slot]``: one partial-sum word per slot and cycle,
+  cleared as it is read (the bank is then ready for its next frame), pipelined as read →
+  register → scale → add. Scaling is one multiplier per lane by the small ``dec`` constant, a
+  shift mux when every ``dec`` entry is 0 or a power of two, nothing for a direct-input layer.
+- *encode / emit* (hidden layers): a prepare stage compares lane after lane with the
+  ``enc``/``cal`` LUTs into a one-entry buffer, from which up to two events leave while the
+  next lane is prepared: one cycle per silent neuron, one per event. The frame ends with an
+  end marker.
+- *result* (output layer): one beat per neuron with the running argmax.
 """
 
 from __future__ import annotations
@@ -13,7 +18,7 @@ from __future__ import annotations
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 
 from .layer_common import DenseLayerBase, EncodeSide, lane, power_of_two_shifts
-from .luts import const_mul, rom, ttfs_encode
+from .luts import const_mul, event_buffer, rom, ttfs_encode
 
 __all__ = ["TTFSDenseLayer"]
 
@@ -22,120 +27,127 @@ class TTFSDenseLayer(DenseLayerBase):
     """A dense (SC-)TTFS layer; see :class:`.layer_common.DenseLayerBase` for the members."""
 
     def elaborate_encode(self, m: Module, enc: EncodeSide) -> None:
-        L, G, S, T, ab = self.lanes, self.groups, self.slots, self.T, self.ab
+        L, G, S, T, ab, tb = self.lanes, self.groups, self.slots, self.T, self.ab, self.tb
         bmem = self.word_memory(m, "bias", self.lane_rows([int(b) for b in self.layer.bias]), ab, G)
         b_rp = bmem.read_port()
         v = [Signal(signed(ab), name=f"v{k}") for k in range(L)]
         g = Signal(range(G))
+        # accumulate pipeline: issue (iss) -> data (rd) -> registered word (pd) -> product (pr)
         iss = Signal(range(S + 1))
-        rd_valid = Signal()
-        rd_slot = Signal(range(S))
-        pr_valid = Signal()
-        pr_slot = Signal(range(S))
+        rd_valid, pd_valid, pr_valid = Signal(), Signal(), Signal()
+        rd_slot, pd_slot, pr_slot = Signal(range(S)), Signal(range(S)), Signal(range(S))
+        pd = [Signal(signed(ab), name=f"pd{k}") for k in range(L)]
         prod = [Signal(signed(ab), name=f"prod{k}") for k in range(L)]
-        ln = Signal(range(L))
-        sub = Signal()
         m.d.comb += [enc.r_addr.eq(const_mul(iss, G) + g), b_rp.addr.eq(g)]
+        dec = shifts = None
         if not self.direct:
             src = self.src
             decs = list(src.dec_enc) + (list(src.dec_cal) if S > T else [])
             shifts = power_of_two_shifts(decs)
             dec = rom(decs) if shifts is None else None
+        base_j = Signal(range(G * L))          # = g * L
+
+        def start_group():
+            m.d.sync += [iss.eq(0), rd_valid.eq(0), pd_valid.eq(0), pr_valid.eq(0)]
+            m.next = "ACC"
+
+        def group_done():
+            with m.If(g == G - 1):
+                m.d.sync += [g.eq(0), base_j.eq(0)]
+                if self.is_output:
+                    m.d.sync += enc.busy.eq(0)
+                    m.next = "IDLE"
+                else:
+                    m.next = "END"
+            with m.Else():
+                m.d.sync += [g.eq(g + 1), base_j.eq(base_j + L)]
+                start_group()
+
+        ln = Signal(range(L))
         vsel = Signal(signed(ab))
         m.d.comb += vsel.eq(Array(v)[ln])
         j = Signal(range(G * L))
-        m.d.comb += j.eq(const_mul(g, L) + ln)
+        m.d.comb += j.eq(base_j + ln)
         lane_ok = j < self.n_out
-
-        def next_lane():
-            with m.If(ln == L - 1):
-                m.d.sync += ln.eq(0)
-                with m.If(g == G - 1):
-                    m.d.sync += g.eq(0)
-                    if self.is_output:
-                        m.d.sync += enc.busy.eq(0)
-                        m.next = "IDLE"
-                    else:
-                        m.next = "END"
-                with m.Else():
-                    m.d.sync += [g.eq(g + 1), iss.eq(0), rd_valid.eq(0), pr_valid.eq(0)]
-                    m.next = "ACC"
-            with m.Else():
-                m.d.sync += ln.eq(ln + 1)
-
-        if self.is_output:
-            best_v = Signal(signed(ab))
-            best_i = Signal(range(self.n_out))
-            better = Signal()
-            m.d.comb += better.eq((j == 0) | (vsel > best_v))
-        else:
-            e = ttfs_encode(m, vsel, self.layer.neuron, self.tb)
-            o = self.o_events
 
         with m.FSM(name="encode"):
             with m.State("IDLE"):
                 with m.If(enc.start):
-                    m.d.sync += [enc.busy.eq(1), g.eq(0), iss.eq(0), rd_valid.eq(0), pr_valid.eq(0), ln.eq(0)]
-                    m.next = "ACC"
+                    m.d.sync += [enc.busy.eq(1), g.eq(0), base_j.eq(0)]
+                    start_group()
             with m.State("ACC"):
-                # issue: read slot iss of group g; data: the word is here, scale it (and clear
-                # the word); add: accumulate the registered product into v
                 with m.If(iss < S):
                     m.d.sync += [rd_valid.eq(1), rd_slot.eq(iss), iss.eq(iss + 1)]
                 with m.Else():
                     m.d.sync += rd_valid.eq(0)
-                m.d.sync += [pr_valid.eq(rd_valid), pr_slot.eq(rd_slot)]
+                m.d.sync += [pd_valid.eq(rd_valid), pd_slot.eq(rd_slot),
+                             pr_valid.eq(pd_valid), pr_slot.eq(pd_slot)]
                 with m.If(rd_valid):
-                    m.d.comb += [enc.w_addr.eq(const_mul(rd_slot, G) + g), enc.w_data.eq(0), enc.w_en.eq(1)]
+                    m.d.comb += [enc.w_addr.eq(const_mul(rd_slot, G) + g), enc.w_data.eq(0),
+                                 enc.w_en.eq(1)]
                 for k in range(L):
-                    p = lane(enc.r_data, k, ab)
+                    m.d.sync += pd[k].eq(lane(enc.r_data, k, ab))
                     if self.direct:
-                        term = p
+                        term = pd[k]
                     elif dec is not None:
-                        term = dec[rd_slot] * p
+                        term = dec[pd_slot] * pd[k]
                     else:  # power-of-two LUT: a shift mux, no multiplier
-                        term = Array([Const(0, signed(ab)) if sh is None else (p << sh)[:ab].as_signed()
-                                      for sh in shifts])[rd_slot]
+                        term = Array([Const(0, signed(ab)) if sh is None else (pd[k] << sh)[:ab].as_signed()
+                                      for sh in shifts])[pd_slot]
                     m.d.sync += prod[k].eq(term)
                 with m.If(pr_valid):
                     for k in range(L):
                         base = Mux(pr_slot == 0, lane(b_rp.data, k, ab), v[k])
                         m.d.sync += v[k].eq(base + prod[k])
                     with m.If(pr_slot == S - 1):
-                        m.d.sync += [ln.eq(0), sub.eq(0), pr_valid.eq(0)]
+                        m.d.sync += ln.eq(0)
                         m.next = "EMIT"
             with m.State("EMIT"):
                 if self.is_output:
-                    r = self.result
-                    m.d.comb += [r.valid.eq(lane_ok), r.payload.membrane.eq(vsel),
-                                 r.payload.last.eq(j == self.n_out - 1),
-                                 r.payload.cls.eq(Mux(better, j, best_i))]
-                    with m.If(~lane_ok | r.ready):
-                        with m.If(lane_ok & better):
-                            m.d.sync += [best_v.eq(vsel), best_i.eq(j)]
-                        next_lane()
+                    self._emit_result(m, vsel, j, lane_ok, ln, L, group_done)
                 else:
-                    cal = self.layer.neuron.calibrated
-                    with m.If(sub == 0):
-                        m.d.comb += [o.valid.eq(lane_ok & e.fired), o.payload.neuron.eq(j),
-                                     o.payload.time.eq(e.t_enc), o.payload.kind.eq(0)]
-                        with m.If(~o.valid | o.ready):
-                            if cal:
-                                with m.If(lane_ok & e.cal_fired):
-                                    m.d.sync += sub.eq(1)
-                                with m.Else():
-                                    next_lane()
-                            else:
-                                next_lane()
-                    with m.Else():
-                        m.d.comb += [o.valid.eq(1), o.payload.neuron.eq(j),
-                                     o.payload.time.eq(e.t_cal), o.payload.kind.eq(1)]
-                        with m.If(o.ready):
-                            m.d.sync += sub.eq(0)
-                            next_lane()
+                    self._emit_events(m, vsel, j, lane_ok, ln, L, tb, group_done)
             if not self.is_output:
                 with m.State("END"):
+                    o = self.o_events
                     m.d.comb += [o.valid.eq(1), o.payload.end.eq(1)]
                     with m.If(o.ready):
                         m.d.sync += enc.busy.eq(0)
                         m.next = "IDLE"
+
+    def _emit_result(self, m, vsel, j, lane_ok, ln, L, group_done) -> None:
+        """One result beat per neuron; ``cls`` is the running argmax (lowest index on ties)."""
+        best_v = Signal(signed(self.ab))
+        best_i = Signal(range(self.n_out))
+        better = Signal()
+        m.d.comb += better.eq((j == 0) | (vsel > best_v))
+        r = self.result
+        m.d.comb += [r.valid.eq(lane_ok), r.payload.membrane.eq(vsel),
+                     r.payload.last.eq(j == self.n_out - 1),
+                     r.payload.cls.eq(Mux(better, j, best_i))]
+        with m.If(~lane_ok | r.ready):
+            with m.If(lane_ok & better):
+                m.d.sync += [best_v.eq(vsel), best_i.eq(j)]
+            with m.If(ln == L - 1):
+                m.d.sync += ln.eq(0)
+                group_done()
+            with m.Else():
+                m.d.sync += ln.eq(ln + 1)
+
+    def _emit_events(self, m, vsel, j, lane_ok, ln, L, tb, group_done) -> None:
+        """Prepare lane ``ln`` into the buffer while the buffered lane's events leave."""
+        neuron = self.layer.neuron
+        e = ttfs_encode(m, vsel, neuron, tb)
+        prepared = Signal()                # every lane of the group is in or through the buffer
+        load = Signal()
+        free, _ = event_buffer(m, self.o_events, calibrated=neuron.calibrated, load=load, neuron=j,
+                            e=e, keep=lane_ok)
+        m.d.comb += load.eq(~prepared & free)
+        with m.If(load):
+            with m.If(ln == L - 1):
+                m.d.sync += [ln.eq(0), prepared.eq(1)]
+            with m.Else():
+                m.d.sync += ln.eq(ln + 1)
+        with m.If(prepared & free):
+            m.d.sync += prepared.eq(0)
+            group_done()

@@ -14,7 +14,7 @@ from amaranth.hdl import Array, Const, Module, Signal, Value, signed, unsigned
 
 from snnfpga.ir import TTFSNeuron
 
-__all__ = ["rom", "pack_words", "TTFSEncode", "ttfs_encode", "signed_width", "const_mul"]
+__all__ = ["rom", "pack_words", "TTFSEncode", "ttfs_encode", "event_buffer", "signed_width", "const_mul"]
 
 
 def signed_width(values: Sequence[int]) -> int:
@@ -96,3 +96,42 @@ def ttfs_encode(m: Module, v: Value, neuron: TTFSNeuron, t_bits: int, name: str 
     ok = [(r >= int(neuron.cal[t])) & (t_e <= t) for t in range(T)]
     cal_any, t_c = _priority(m, ok, f"{name}_tc", t_bits)
     return TTFSEncode(fired, t_e, fired & cal_any, t_c)
+
+
+def event_buffer(m: Module, o, *, calibrated: bool, load: Value, neuron: Value, e: TTFSEncode,
+                 keep: Value = Const(1, 1), name: str = "buf") -> tuple[Value, Value]:
+    """A one-entry buffer between a TTFS encode and the event stream ``o``.
+
+    When ``load`` is high (the caller only raises it while the returned ``free`` is high) the
+    encode result ``e`` of ``neuron`` is registered (``keep`` low: a padding lane, dropped); the
+    buffered neuron's encoding spike, then calibration spike, leave on ``o``. This cuts the
+    compare chain off the stream handshake while a new neuron is prepared each cycle.
+    Returns ``(free, empty)``: a load is possible this cycle; nothing is buffered.
+    """
+    tb = len(o.payload.time)
+    bv = Signal(name=f"{name}_valid")
+    b_j = Signal(len(o.payload.neuron), name=f"{name}_neuron")
+    b_fired, b_calf = Signal(name=f"{name}_fired"), Signal(name=f"{name}_cal_fired")
+    b_te, b_tc = Signal(tb, name=f"{name}_t_enc"), Signal(tb, name=f"{name}_t_cal")
+    sub = Signal(name=f"{name}_sub")  # 0: encoding spike next, 1: calibration spike next
+    with m.If(sub == 0):
+        m.d.comb += [o.valid.eq(bv & b_fired), o.payload.time.eq(b_te), o.payload.kind.eq(0)]
+    with m.Else():
+        m.d.comb += [o.valid.eq(bv), o.payload.time.eq(b_tc), o.payload.kind.eq(1)]
+    m.d.comb += o.payload.neuron.eq(b_j)
+    step = ~o.valid | o.ready
+    finish = Signal(name=f"{name}_finish")
+    if calibrated:
+        m.d.comb += finish.eq(bv & step & ((sub == 1) | ~b_calf))
+        with m.If(bv & step & (sub == 0) & b_calf):
+            m.d.sync += sub.eq(1)
+    else:
+        m.d.comb += finish.eq(bv & step)
+    free = Signal(name=f"{name}_free")
+    m.d.comb += free.eq(~bv | finish)
+    with m.If(finish):
+        m.d.sync += [bv.eq(0), sub.eq(0)]
+    with m.If(load):
+        m.d.sync += [bv.eq(keep), b_j.eq(neuron), b_fired.eq(e.fired), b_te.eq(e.t_enc),
+                     b_calf.eq(e.cal_fired), b_tc.eq(e.t_cal)]
+    return free, ~bv

@@ -27,7 +27,8 @@ def add_parser(subparsers) -> None:
                    help="record a waveform (FST) of the run; its path is printed")
     p.add_argument("--frames", help="integer frames (.npy, shape (N, *input.shape)) instead of the data set")
     p.add_argument("--labels", help="labels for --frames (.npy), to report the RTL accuracy")
-    p.add_argument("--data", help="data set name (default: the one recorded in the IR provenance)")
+    p.add_argument("--data", "--dataset", dest="data",
+                   help="data set name (default: the one recorded in the IR provenance)")
     p.add_argument("--data-root", help="directory holding torchvision-layout data sets")
     p.add_argument("--build-dir", help="where compiled models are kept (default ~/.cache/snnfpga/sim)")
     p.add_argument("--seed", type=int, default=0, help="seed of random pixel gaps and back-pressure")
@@ -35,22 +36,6 @@ def add_parser(subparsers) -> None:
                    help="no random pixel gaps or result back-pressure")
     p.add_argument("--json", help="also write the simulation report to this JSON file")
     p.set_defaults(func=_handler)
-
-
-def quantize_frames(net, x):
-    """Float images in [0, 1] to the IR's integer pixels: ``rint(x / input.scale)``.
-
-    The same rule as ``snnfpga.quantize.quantize_frames``, which imports torch (``sim`` must not).
-    """
-    import numpy as np
-
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), -1)
-    lo, hi = net.input.value_range
-    q = np.rint(x / net.input.scale)
-    if q.size and (q.min() < lo or q.max() > hi):
-        raise ValueError(f"frames hold values outside the input range {lo}..{hi} "
-                         f"(min {q.min()}, max {q.max()}): images must lie in [0, 1]")
-    return q.astype(np.int64)
 
 
 def load_frames(net, args) -> tuple:
@@ -69,6 +54,7 @@ def load_frames(net, args) -> tuple:
         raise ValueError("the IR records no data set (provenance 'dataset'): pass --data NAME or "
                          "--frames file.npy")
     from snnfpga.data import load_dataset
+    from snnfpga.frames import quantize_frames
 
     ds = load_dataset(name, data_root=args.data_root)
     n = min(args.images, len(ds.test_y))

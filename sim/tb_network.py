@@ -130,7 +130,6 @@ class TB:
         self.protocol_errors: list[str] = []
         self.p_ready = _reader(dut.pixels__ready)
         self.r_valid = _reader(dut.result__valid)
-        self.r_ready = _reader(dut.result__ready)
         self.r_payload = _reader(dut.result__payload)
 
     # ---------------------------------------------------------------- time
@@ -277,8 +276,10 @@ async def network(dut):
     k_lat = min(max(int(config.get("latency_frames", 2)), 0), n)
     rest = n - k_lat
     stress = bool(config.get("gaps")) or bool(config.get("backpressure"))
-    n_stream = (rest + 1) // 2 if stress else rest
-    if stress and rest >= 1 and n_stream == rest:
+    # at least two streamed frames (one interval) when there are two; the stress phase gets the
+    # other half, and at least one frame when there are three or more
+    n_stream = max(min(2, rest), (rest + 1) // 2) if stress else rest
+    if stress and rest >= 3 and n_stream == rest:
         n_stream = rest - 1
     phases = ["latency"] * k_lat + ["stream"] * n_stream + ["stress"] * (rest - n_stream)
     records = [{"image": i, "phase": ph} for i, ph in enumerate(phases)]

@@ -260,7 +260,7 @@ def _hardware_check(args, net, data, out: Path) -> dict:
     """Generate Verilog for the main network and prove it bit-exact in cocotb."""
     import numpy as np
 
-    from .quantize import quantize_frames
+    from .frames import quantize_frames
 
     rtl_gen = _sibling("rtl_gen")
     sim = _sibling("sim")
@@ -272,7 +272,7 @@ def _hardware_check(args, net, data, out: Path) -> dict:
     rtl_acc = float((np.asarray(rep["rtl_classes"]) == data.test_y[:n]).mean())
     print(f"RTL: {rep['images']} images, {rep['mismatching_images']} mismatching (bit-exact: every spike event and "
           f"output membrane), accuracy {100 * rtl_acc:.2f}%, {rep['cycles_per_frame']['mean']:.0f} cycles/frame, "
-          f"frame interval {rep['frame_interval_cycles']:.0f} cycles")
+          f"frame interval {rep['frame_interval_cycles'] or float('nan'):.0f} cycles")
     if rep.get("first_mismatch"):
         print(f"first mismatch: {rep['first_mismatch']}")
     return {

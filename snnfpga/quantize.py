@@ -18,25 +18,11 @@ import numpy as np
 import torch
 
 from .bounds import layer_acc_bits
+from .frames import QuantizationError, quantize_frames
 from .ir import MAX_ACC_BITS, InputSpec, Layer, Network, RateNeuron, TTFSNeuron
 from .snn import INPUT_STAGE, FloatSNN
 
 __all__ = ["quantize", "quantize_frames", "QuantizationError"]
-
-
-class QuantizationError(ValueError):
-    """A value that does not fit its declared width."""
-
-
-def quantize_frames(net: Network, x: np.ndarray) -> np.ndarray:
-    """Float frames in [0, 1] (any shape with the right size) → integer pixels of ``input.bits``."""
-    x = np.asarray(x, dtype=np.float64).reshape(len(x), *net.input.shape)
-    lo, hi = net.input.value_range
-    q = np.rint(x / net.input.scale)
-    if q.min() < lo or q.max() > hi:
-        raise QuantizationError(f"frames hold values outside the input range {lo}..{hi} "
-                                f"(min {q.min()}, max {q.max()}): images must lie in [0, 1]")
-    return q.astype(np.int64)
 
 
 def _lut(values: torch.Tensor, unit: float, floor: int, name: str) -> tuple[int, ...]:

@@ -10,6 +10,7 @@ import pytest
 import sim
 from sim import cli as sim_cli
 from sim import runner
+from snnfpga.frames import quantize_frames
 from snnfpga.ir import save
 from snnfpga.testing import random_frames, random_network
 
@@ -104,7 +105,40 @@ def test_cli_needs_honest_frames(tmp_path, capsys):
 def test_cli_quantize_matches_input_scale():
     net = random_network("ttfs", sizes=(4, 3, 2), seed=4)
     x = np.array([[0.0, 0.5, 1.0, 0.25]])
-    q = sim_cli.quantize_frames(net, x)
+    q = quantize_frames(net, x)
     assert q.tolist() == [[0, 128, 255, 64]]
     with pytest.raises(ValueError, match="outside the input range"):
-        sim_cli.quantize_frames(net, x + 1)
+        quantize_frames(net, x + 1)
+
+
+def test_cli_frames_from_recorded_dataset(tmp_path, capsys):
+    net = random_network("sc-ttfs", sizes=(64, 10, 10), seed=6)
+    net.provenance = {"dataset": "digits"}
+    json_path, _ = save(net, tmp_path / "m")
+    rc = _cli(["simulate", str(json_path), "--images", "3", "--simulator", "icarus",
+               "--build-dir", str(tmp_path / "b")])
+    out = capsys.readouterr().out
+    assert rc == 0, out
+    assert "frames from digits test split" in out and "images compared:      3" in out
+    assert "RTL accuracy:" in out
+
+
+def test_sim_does_not_import_torch():
+    import subprocess
+
+    code = ("import sys; import sim, sim.cli, sim.compare, sim.activity, sim.runner; "
+            "sys.exit(1 if 'torch' in sys.modules or 'cocotb' in sys.modules else 0)")
+    assert subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(__file__))).returncode == 0
+
+
+def test_hang_is_reported_not_fatal(tmp_path):
+    """A design that does not finish in time gives partial observations and mismatches."""
+    from sim.compare import compare
+
+    net = random_network("sc-ttfs", sizes=(6, 5, 3), seed=2)
+    frames = random_frames(net, 4, seed=1)
+    b = sim.prepare(net, simulator="icarus", build_dir=tmp_path)
+    obs = runner.run(b, frames, timeout_cycles=60)
+    assert obs["error"].startswith("timeout after 60 cycles")
+    c = compare(net, frames, obs)
+    assert c.mismatching_images >= 1 and "timeout after 60 cycles" in c.first_mismatch

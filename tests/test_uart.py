@@ -1,4 +1,4 @@
-"""The UART top around the real rtl_gen.NetworkTop, simulated with cocotb (Verilator).
+"""The UART top around the real rtl_gen.NetworkTop, simulated with cocotb (Icarus).
 
 Frames go in as UART bytes and the responses must be bit-exact with snnfpga.reference
 (classes and every output membrane); the host side is boards.protocol, as on a board.
@@ -18,9 +18,9 @@ from snnfpga.testing import random_frames, random_network
 
 ROOT = Path(__file__).resolve().parents[1]
 DIVISOR = 4  # clock/4: the fastest the UART allows, keeps the simulation short
-# Verilator (2-state, like FPGA block RAM output registers at power-up). Icarus shows X on the
-# first output membrane: amaranth emits memory read-port registers without an initial value.
-SIMULATOR = "verilator"
+# Icarus: no model compile (Verilator's costs ~20 s), and 4-state, so an X reaching the UART
+# fails the test. sim.runner.build applies its Icarus fix for Yosys' constant `always @*`.
+SIMULATOR = "icarus"
 
 
 def _run_uart_tb(net, frames, tmp_path, *, window, garbage):
@@ -35,7 +35,7 @@ def _run_uart_tb(net, frames, tmp_path, *, window, garbage):
     vpath = tmp_path / "uart_top.v"
     vpath.write_text(text)
     b = build(vpath, {"top": "uart_top"}, simulator=SIMULATOR,
-              build_root=tmp_path / "build", opt="-O0")
+              build_root=tmp_path / "build")
     ref = reference.simulate(net, frames)
     expected = [{"cls": int(c), "membranes": [int(x) for x in m]} for c, m in zip(ref.classes, ref.output)]
     proto = Protocol.for_network(net)
