@@ -59,10 +59,10 @@ def _dataset_frames(net, n: int, name: str | None = None, data_root=None):
         return None
     from snnfpga.data import load_dataset
 
+    from snnfpga.frames import quantize_frames
+
     ds = load_dataset(name, data_root=data_root)
-    x = np.asarray(ds.test_x[:n], dtype=np.float64).reshape(min(n, len(ds.test_x)), -1)
-    lo, hi = net.input.value_range
-    frames = np.clip(np.rint(x / net.input.scale), lo, hi).astype(np.int64)
+    frames = quantize_frames(net, ds.test_x[:n]).reshape(min(n, len(ds.test_x)), -1)
     return frames, np.asarray(ds.test_y[: len(frames)])
 
 

@@ -99,6 +99,8 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=None, help="test images to simulate in RTL (default: all of digits, else 100)")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--lanes", type=int, default=4, help="weights read per cycle in the generated cores (default: 4)")
+    p.add_argument("--board", default=None,
+                   help="also build for this board (see 'snnfpga build --list-boards'): resources, fmax, fps, frames/W")
     p.set_defaults(func=cmd_run)
 
     for mod in ("rtl_gen.cli", "sim.cli", "boards.cli"):
@@ -249,6 +251,8 @@ def cmd_run(args) -> int:
         hw = _hardware_check(args, main_net, data, out)
         report["accuracy"]["rtl"] = hw.pop("rtl_accuracy")
         report.update(hw)
+        if args.board:
+            report.update(_board_build(args, main_net, data, out, hw["hardware"]))
     report["seconds"] = time.time() - t0
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
     print(f"report: {out / 'report.json'}  ({report['seconds']:.0f} s)")
@@ -275,13 +279,41 @@ def _hardware_check(args, net, data, out: Path) -> dict:
           f"frame interval {rep['frame_interval_cycles'] or float('nan'):.0f} cycles")
     if rep.get("first_mismatch"):
         print(f"first mismatch: {rep['first_mismatch']}")
+    cpf = rep["cycles_per_frame"]["mean"]
+    bound = rep.get("event_bound_cycles")
     return {
+        "latency": {"timesteps": net.timesteps, "cycles_per_frame": cpf,
+                    "frame_interval_cycles": rep.get("frame_interval_cycles"),
+                    "event_bound_cycles": bound, "ratio_to_event_bound": cpf / bound if bound else None,
+                    "lanes": args.lanes},
         "rtl_accuracy": {"accuracy": rtl_acc, "images": rep["images"]},
         "bit_exact": {"images": rep["images"], "mismatching_images": rep["mismatching_images"],
                       "compared": "every spike event (stage, neuron, time, kind) and the final output membranes",
                       "first_mismatch": rep.get("first_mismatch"), "simulator": args.simulator},
         "hardware": {k: v for k, v in rep.items() if k not in ("rtl_classes",)},
     }
+
+
+def _board_build(args, net, data, out: Path, sim_report: dict) -> dict:
+    """Place and route for ``--board``; fps and power from the measured frame interval."""
+    from .frames import quantize_frames
+
+    build = _sibling("boards.build")
+    bcli = _sibling("boards.cli")
+    print(f"board: building for {args.board} (open toolchain) ...")
+    b = build.build(net, args.board, out / "board", lanes=args.lanes)
+    frames = quantize_frames(net, data.test_x[: min(200, len(data.test_y))])
+    perf = bcli.performance(net, b, lanes=args.lanes, sim_report=sim_report, frames=frames)
+    pw = perf["power"] or {}
+    res = {k: v for k, v in (b.get("resources") or {}).items()}
+    fps = perf["fps"]
+    print(f"board: {args.board}: fmax {b.get('fmax_mhz') or float('nan'):.1f} MHz (clock {perf['clock_mhz']} MHz), "
+          f"{fps or float('nan'):.0f} frames/s, {pw.get('total_w', float('nan')) * 1e3:.2f} mW, "
+          f"{pw.get('fps_per_w', float('nan')):.0f} frames/W (estimate; see power breakdown in report.json)")
+    return {"board": args.board, "fmax_mhz": b.get("fmax_mhz"), "clock_mhz": perf["clock_mhz"], "resources": res,
+            "bitstream": str(b.get("bitstream")), "fps": fps, "power_w": pw.get("total_w"),
+            "fps_per_w": pw.get("fps_per_w"), "power": pw, "fps_uart_limited": perf["fps_uart"],
+            "power_uart_limited": perf["power_uart"]}
 
 
 def main(argv: list[str] | None = None) -> int:
