@@ -6,10 +6,10 @@ Encode side, per group of ``lanes`` neurons:
   cleared as it is read (the bank is then ready for its next frame), pipelined as read →
   register → scale → add. Scaling is one multiplier per lane by the small ``dec`` constant, a
   shift mux when every ``dec`` entry is 0 or a power of two, nothing for a direct-input layer.
-- *encode / emit* (hidden layers): a prepare stage compares lane after lane with the
-  ``enc``/``cal`` LUTs into a one-entry buffer, from which up to two events leave while the
-  next lane is prepared: one cycle per silent neuron, one per event. The frame ends with an
-  end marker.
+- *encode / emit* (hidden layers): lane after lane is compared with the ``enc`` LUT (fire
+  stage: ``t_e`` and the residue), then with ``cal`` (calibrate stage: ``t_c``), into a
+  one-entry buffer from which up to two events leave while later lanes are prepared: one
+  cycle per silent neuron, one per event. The frame ends with an end marker.
 - *result* (output layer): one beat per neuron with the running argmax.
 """
 
@@ -18,7 +18,7 @@ from __future__ import annotations
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 
 from .layer_common import DenseLayerBase, EncodeSide, lane, power_of_two_shifts
-from .luts import const_mul, event_buffer, rom, ttfs_encode
+from .luts import const_mul, event_buffer, rom, ttfs_calibrate, ttfs_fire
 
 __all__ = ["TTFSDenseLayer"]
 
@@ -135,19 +135,27 @@ class TTFSDenseLayer(DenseLayerBase):
                 m.d.sync += ln.eq(ln + 1)
 
     def _emit_events(self, m, vsel, j, lane_ok, ln, L, tb, group_done) -> None:
-        """Prepare lane ``ln`` into the buffer while the buffered lane's events leave."""
+        """Lane ``ln`` goes through two prepare stages (fire: ``t_e`` and the residue; then
+        calibrate: ``t_c``) into the event buffer while earlier lanes' events leave."""
         neuron = self.layer.neuron
-        e = ttfs_encode(m, vsel, neuron, tb)
-        prepared = Signal()                # every lane of the group is in or through the buffer
-        load = Signal()
-        free, _ = event_buffer(m, self.o_events, calibrated=neuron.calibrated, load=load, neuron=j,
-                            e=e, keep=lane_ok)
-        m.d.comb += load.eq(~prepared & free)
-        with m.If(load):
+        fired, t_e, r = ttfs_fire(m, vsel, neuron, tb)
+        a_valid, a_keep, a_fired = Signal(), Signal(), Signal()
+        a_j, a_te, a_r = Signal.like(j), Signal(tb), Signal.like(r)
+        e = ttfs_calibrate(m, a_fired, a_te, a_r, neuron, tb)
+        prepared = Signal()                # every lane of the group has left the fire stage
+        b_load, a_load = Signal(), Signal()
+        free, _ = event_buffer(m, self.o_events, calibrated=neuron.calibrated, load=b_load,
+                               neuron=a_j, e=e, keep=a_keep)
+        m.d.comb += [b_load.eq(a_valid & free), a_load.eq(~prepared & (~a_valid | b_load))]
+        with m.If(b_load):
+            m.d.sync += a_valid.eq(0)
+        with m.If(a_load):
+            m.d.sync += [a_valid.eq(1), a_keep.eq(lane_ok), a_fired.eq(fired), a_j.eq(j),
+                         a_te.eq(t_e), a_r.eq(r)]
             with m.If(ln == L - 1):
                 m.d.sync += [ln.eq(0), prepared.eq(1)]
             with m.Else():
                 m.d.sync += ln.eq(ln + 1)
-        with m.If(prepared & free):
+        with m.If(prepared & ~a_valid & free):
             m.d.sync += prepared.eq(0)
             group_done()

@@ -14,7 +14,8 @@ from amaranth.hdl import Array, Const, Module, Signal, Value, signed, unsigned
 
 from snnfpga.ir import TTFSNeuron
 
-__all__ = ["rom", "pack_words", "TTFSEncode", "ttfs_encode", "event_buffer", "signed_width", "const_mul"]
+__all__ = ["rom", "pack_words", "TTFSEncode", "ttfs_encode", "ttfs_fire", "ttfs_calibrate", "event_buffer",
+           "signed_width", "const_mul"]
 
 
 def signed_width(values: Sequence[int]) -> int:
@@ -83,19 +84,32 @@ class TTFSEncode(NamedTuple):
     t_cal: Value
 
 
-def ttfs_encode(m: Module, v: Value, neuron: TTFSNeuron, t_bits: int, name: str = "enc") -> TTFSEncode:
-    """Combinational encode of membrane ``v`` (see module docstring)."""
+def ttfs_fire(m: Module, v: Value, neuron: TTFSNeuron, t_bits: int,
+              name: str = "enc") -> tuple[Value, Value, Value]:
+    """First half of the encode: ``(fired, t_e, r = v - enc[t_e])``."""
     T = len(neuron.enc)
     ge = [v >= int(neuron.enc[t]) for t in range(T)]
     fired, t_e = _priority(m, ge, f"{name}_te", t_bits)
+    r = Signal(signed(len(v) + 1), name=f"{name}_r")
+    if neuron.calibrated:
+        m.d.comb += r.eq(v - rom(neuron.enc)[t_e])
+    return fired, t_e, r
+
+
+def ttfs_calibrate(m: Module, fired: Value, t_e: Value, r: Value, neuron: TTFSNeuron, t_bits: int,
+                   name: str = "enc") -> TTFSEncode:
+    """Second half: ``t_c = min{t >= t_e : r >= cal[t]}`` (nothing for single-spike TTFS)."""
     if not neuron.calibrated:
         return TTFSEncode(fired, t_e, Const(0, 1), Const(0, t_bits))
-    enc = rom(neuron.enc)
-    r = Signal(signed(len(v) + 1), name=f"{name}_r")
-    m.d.comb += r.eq(v - enc[t_e])
-    ok = [(r >= int(neuron.cal[t])) & (t_e <= t) for t in range(T)]
+    ok = [(r >= int(neuron.cal[t])) & (t_e <= t) for t in range(len(neuron.cal))]
     cal_any, t_c = _priority(m, ok, f"{name}_tc", t_bits)
     return TTFSEncode(fired, t_e, fired & cal_any, t_c)
+
+
+def ttfs_encode(m: Module, v: Value, neuron: TTFSNeuron, t_bits: int, name: str = "enc") -> TTFSEncode:
+    """Combinational encode of membrane ``v`` (see module docstring)."""
+    fired, t_e, r = ttfs_fire(m, v, neuron, t_bits, name)
+    return ttfs_calibrate(m, fired, t_e, r, neuron, t_bits, name)
 
 
 def event_buffer(m: Module, o, *, calibrated: bool, load: Value, neuron: Value, e: TTFSEncode,

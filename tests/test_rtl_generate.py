@@ -85,3 +85,15 @@ def test_no_torch_or_cocotb_import():
     code = ("import sys, rtl_gen, rtl_gen.cli, rtl_gen.pysim; "
             "bad = [m for m in ('torch', 'cocotb') if m in sys.modules]; print(bad); sys.exit(bool(bad))")
     assert subprocess.run([sys.executable, "-c", code], capture_output=True, text=True).returncode == 0
+
+
+def test_cli_generate_reports_bad_lanes(tmp_path, capsys):
+    net = random_network("ttfs", (4, 3, 2), seed=0)
+    save(net, tmp_path / "m.snn.json")
+    parser = argparse.ArgumentParser()
+    cli.add_parser(parser.add_subparsers())
+    args = parser.parse_args(["generate", str(tmp_path / "m.snn.json"), "-o", str(tmp_path / "v"),
+                              "--lanes", "0"])
+    assert args.func(args) == 2
+    assert "lanes must be a positive integer, not 0" in capsys.readouterr().err
+    assert not (tmp_path / "v" / "snn_top.v").exists()

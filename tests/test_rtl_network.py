@@ -163,3 +163,16 @@ def test_reset_mid_frame(coding, input_coding):
     net = random_network(coding, (10, 8, 3), timesteps=3, input_coding=input_coding, seed=9)
     frames = random_frames(net, 2, seed=6)
     check(net, frames, lanes=2, reset_after=7, backpressure=True, seed=3)
+
+
+@pytest.mark.parametrize("coding", ["sc-ttfs", "rate"])
+def test_bit_exact_with_flatten(coding):
+    """Image-shaped input and a flatten layer: taps keep the IR layer indices (1, not 0)."""
+    from snnfpga.ir import Layer
+
+    base = random_network(coding, (16, 8, 3), timesteps=3, input_coding="spikes", seed=12)
+    net = dataclasses.replace(base, input=dataclasses.replace(base.input, shape=(1, 4, 4)),
+                              layers=[Layer(kind="flatten", in_shape=(1, 4, 4), out_shape=(16,))] + base.layers)
+    validate(net)
+    hw, _ = check(net, random_frames(net, 3, seed=8), lanes=4, gaps=True, backpressure=True)
+    assert sorted(hw.events, key=str) == [1, "in"]
