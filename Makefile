@@ -26,7 +26,7 @@ $(VENV)/.installed: requirements.txt pyproject.toml
 # SC-TTFS / TTFS / IF rate, fine-tune, quantize, evaluate, sweep T, generate Verilog and prove
 # it bit-exact on every test image with cocotb + Verilator.
 demo: setup
-	$(PY) -m snnfpga run --dataset digits --out runs/demo
+	$(PY) -m snnfpga run --dataset digits --out runs/demo --board ulx3s-85f
 
 test: setup
 	$(PY) -m pytest -n $(JOBS) --dist loadfile -q
