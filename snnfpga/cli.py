@@ -122,7 +122,10 @@ def _train(args, data) -> tuple:
     from .models import build_model
     from .train import train_ann
 
+    import torch
+
     hidden = tuple(args.hidden) if args.hidden else ((128,) if args.model == "mlp" else (16, 32))
+    torch.manual_seed(args.seed)  # the initial weights too: a run is reproducible
     model = build_model(args.model, data.shape, data.classes, hidden)
     acc = train_ann(model, data, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
     arch = {"model": args.model, "hidden": list(hidden), "in_shape": list(data.shape), "classes": data.classes,
