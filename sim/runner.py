@@ -359,9 +359,35 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
                  toplevel=top, waves=waves, key=key)
 
 
+class _ProgressBar:
+    """A tqdm bar fed by the frame count the testbench writes to a file (it runs in another process)."""
+
+    def __init__(self, path: Path, total: int, desc: str, enabled: bool):
+        import threading
+
+        from tqdm.auto import tqdm
+
+        self.path, self.stop = path, threading.Event()
+        self.bar = tqdm(total=total, desc=desc, unit="frame", disable=not enabled or total < 32, leave=False)
+        self.thread = threading.Thread(target=self._poll, daemon=True)
+        self.thread.start()
+
+    def _poll(self) -> None:
+        while not self.stop.wait(0.5):
+            try:
+                self.bar.update(int(self.path.read_text() or 0) - self.bar.n)
+            except (OSError, ValueError):
+                pass
+
+    def close(self) -> None:
+        self.stop.set()
+        self.thread.join()
+        self.bar.close()
+
+
 def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
         backpressure: bool = True, latency_frames: int = 3, timeout_cycles: int | None = None,
-        run_dir: str | Path | None = None) -> dict[str, Any]:
+        run_dir: str | Path | None = None, progress: bool = True) -> dict[str, Any]:
     """Run the cocotb testbench on ``frames`` (``(N, input.size)`` integers); return observations.
 
     The observation dict is what :mod:`sim.tb_network` writes (see its module docstring),
@@ -390,7 +416,7 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
     config = {"frames": str(run_dir / "frames.npy"), "summary": b.summary, "output": str(out),
               "seed": int(seed), "gaps": bool(gaps), "backpressure": bool(backpressure),
               "latency_frames": int(latency_frames), "clock_period_ns": CLOCK_PERIOD_NS,
-              "timeout_cycles": timeout_cycles}
+              "timeout_cycles": timeout_cycles, "progress": str(run_dir / "progress")}
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
     results = run_dir / "results.xml"
     log = run_dir / "sim.log"
@@ -411,6 +437,7 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
         wave = run_dir / (b.toplevel + ".fst")
     t0 = time.perf_counter()
     failure = None
+    watcher = _ProgressBar(run_dir / "progress", len(frames), f"RTL sim ({b.simulator})", progress)
     try:
         runner.test(test_module=TB_MODULE, hdl_toplevel=b.toplevel, hdl_toplevel_lang="verilog",
                     build_dir=b.directory / "model", test_dir=run_dir, results_xml=str(results),
@@ -418,6 +445,8 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
                     seed=seed, plusargs=plusargs, test_args=test_args)
     except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
         failure = f"{type(e).__name__}: {e}"
+    finally:
+        watcher.close()
     elapsed = time.perf_counter() - t0
     try:
         n_tests, n_failed = get_results(results)

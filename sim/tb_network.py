@@ -128,6 +128,8 @@ class TB:
         self.beats: list[int] = []
         self.result_event = Event()
         self.protocol_errors: list[str] = []
+        #: frames done are written here now and then, for the host's progress bar
+        self.progress = config.get("progress")
         self.p_ready = _reader(dut.pixels__ready)
         self.r_valid = _reader(dut.result__valid)
         self.r_payload = _reader(dut.result__payload)
@@ -217,6 +219,9 @@ class TB:
                             f"expected {self.n_classes}")
                     self.beats = []
                     self.result_event.set()
+                    if self.progress and len(self.results) % 16 == 0:
+                        with open(self.progress, "w") as f:
+                            f.write(str(len(self.results)))
                 elif len(self.beats) >= self.n_classes:
                     self.protocol_errors.append(f"frame {len(self.results)}: beat {len(self.beats) - 1} "
                                                 f"without last (n_classes = {self.n_classes})")

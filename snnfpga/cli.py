@@ -277,8 +277,10 @@ def _hardware_check(args, net, data, out: Path) -> dict:
     print(f"RTL: cocotb + {args.simulator} on {n} test images (lanes={args.lanes}) ...")
     rep = sim.simulate(net, frames, simulator=args.simulator, lanes=args.lanes, build_dir=out / "sim_build")
     rtl_acc = float((np.asarray(rep["rtl_classes"]) == data.test_y[:n]).mean())
+    ref_acc = float((np.asarray(rep["reference_classes"]) == data.test_y[:n]).mean())
     print(f"RTL: {rep['images']} images, {rep['mismatching_images']} mismatching (bit-exact: every spike event and "
-          f"output membrane), accuracy {100 * rtl_acc:.2f}%, {rep['cycles_per_frame']['mean']:.0f} cycles/frame, "
+          f"output membrane), accuracy {100 * rtl_acc:.2f}% (integer reference on the same images "
+          f"{100 * ref_acc:.2f}%), {rep['cycles_per_frame']['mean']:.0f} cycles/frame, "
           f"frame interval {rep['frame_interval_cycles'] or float('nan'):.0f} cycles")
     if rep.get("first_mismatch"):
         print(f"first mismatch: {rep['first_mismatch']}")
@@ -289,7 +291,7 @@ def _hardware_check(args, net, data, out: Path) -> dict:
                     "frame_interval_cycles": rep.get("frame_interval_cycles"),
                     "event_bound_cycles": bound, "ratio_to_event_bound": cpf / bound if bound else None,
                     "lanes": args.lanes},
-        "rtl_accuracy": {"accuracy": rtl_acc, "images": rep["images"]},
+        "rtl_accuracy": {"accuracy": rtl_acc, "images": rep["images"], "int_ref_same_images": ref_acc},
         "bit_exact": {"images": rep["images"], "mismatching_images": rep["mismatching_images"],
                       "compared": "every spike event (stage, neuron, time, kind) and the final output membranes",
                       "first_mismatch": rep.get("first_mismatch"), "simulator": args.simulator},
