@@ -21,7 +21,7 @@ import torch
 sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
 from snnfpga.data import load_dataset  # noqa: E402
-from snnfpga.finetune import finetune, snn_accuracy  # noqa: E402
+from snnfpga.finetune import finetune  # noqa: E402
 from snnfpga.graph import trace  # noqa: E402
 from snnfpga.models import mlp  # noqa: E402
 from snnfpga.pipeline import calibration_sample, evaluate_int  # noqa: E402

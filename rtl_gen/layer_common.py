@@ -193,7 +193,7 @@ class DenseLayerBase(wiring.Component):
         clearing = Signal(init=1)
         clr = Signal(range(depth))
         with m.If(clearing):
-            for rp, wp in ports:
+            for _rp, wp in ports:
                 m.d.comb += [wp.addr.eq(clr), wp.data.eq(0), wp.en.eq(1)]
             m.d.sync += clr.eq(clr + 1)
             with m.If(clr == depth - 1):

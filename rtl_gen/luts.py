@@ -113,7 +113,7 @@ def ttfs_encode(m: Module, v: Value, neuron: TTFSNeuron, t_bits: int, name: str 
 
 
 def event_buffer(m: Module, o, *, calibrated: bool, load: Value, neuron: Value, e: TTFSEncode,
-                 keep: Value = Const(1, 1), name: str = "buf") -> tuple[Value, Value]:
+                 keep: Value = Const(1, 1), name: str = "buf") -> tuple[Value, Value]:  # noqa: B008 (immutable)
     """A one-entry buffer between a TTFS encode and the event stream ``o``.
 
     When ``load`` is high (the caller only raises it while the returned ``free`` is high) the

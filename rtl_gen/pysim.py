@@ -141,7 +141,7 @@ def run(net: Network, frames: np.ndarray, *, lanes: int = 1, gaps: bool = False,
     sim.add_testbench(feeder)
     sim.add_testbench(sink)
     sim.run()
-    for stage, evs in out.events.items():
+    for evs in out.events.values():
         if evs and not evs[-1]:
             evs.pop()  # the empty list opened after the last done
     for f in range(n_frames):

@@ -114,6 +114,15 @@ def _torchvision_dirs(data_root: Path | None, sub: str) -> list[Path]:
     return [data_root / sub / "raw", data_root / sub, data_root]
 
 
+def _read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
+    """One CIFAR-10 binary batch: records of a label byte and 3×32×32 pixel bytes."""
+    raw = np.fromfile(path, dtype=np.uint8)
+    if raw.size % 3073:
+        raise ValueError(f"{path}: size {raw.size} is not a whole number of 3073-byte CIFAR-10 records")
+    raw = raw.reshape(-1, 3073)
+    return raw[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0, raw[:, 0].astype(np.int64)
+
+
 def _load_cifar10(data_root: Path | None) -> Dataset:
     # torchvision's CIFAR-10 layout is Python pickles: unpickling untrusted files can run code,
     # so we only read the binary version (cifar-10-batches-bin), which holds the same images.
@@ -122,11 +131,8 @@ def _load_cifar10(data_root: Path | None) -> Dataset:
     tried = []
     for d in dirs:
         if all((d / f).is_file() for f in files):
-            def read(f: str) -> tuple[np.ndarray, np.ndarray]:
-                raw = np.fromfile(d / f, dtype=np.uint8).reshape(-1, 3073)
-                return raw[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0, raw[:, 0].astype(np.int64)
-            parts = [read(f) for f in files[:5]]
-            tex, tey = read(files[5])
+            parts = [_read_cifar_bin(d / f) for f in files[:5]]
+            tex, tey = _read_cifar_bin(d / files[5])
             return Dataset("cifar10", np.concatenate([p[0] for p in parts]),
                            np.concatenate([p[1] for p in parts]), tex, tey)
         tried.append(str(d))

@@ -172,7 +172,7 @@ class FloatSNN(nn.Module):
         spikes = torch.zeros(n, dtype=torch.float64)
         v: dict[str, torch.Tensor] = {}
         direct = None
-        for t in range(self.T):
+        for _ in range(self.T):
             if self.input_coding == "spikes":
                 lam = self.rate_lambda(INPUT_STAGE)
                 flat = x.reshape(n, -1)

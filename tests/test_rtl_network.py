@@ -138,7 +138,7 @@ def test_bit_exact_power_of_two_decode(input_coding):
         net = dataclasses.replace(net, input=dataclasses.replace(net.input, neuron=pow2(net.input.neuron)))
     for i in (0, 1):
         net = net.with_layer(i, neuron=pow2(net.layers[i].neuron))
-    for i, layer in enumerate(net.layers):
+    for i in range(len(net.layers)):
         net = net.with_layer(i, acc_bits=layer_acc_bits(net, i))
     assert [multipliers(net, i, 4) for i in (0, 1, 2)] == [0 if input_coding == "spikes" else 4, 0, 0]
     check(net, random_frames(net, 3, seed=5), lanes=4, gaps=True, backpressure=True)
