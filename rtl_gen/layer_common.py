@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from amaranth.hdl import Cat, Module, Mux, Signal, Value, unsigned
+from amaranth.hdl import Cat, Module, Mux, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
@@ -278,3 +278,26 @@ class DenseLayerBase(wiring.Component):
     def elaborate_encode(self, m: Module, enc: EncodeSide) -> None:  # pragma: no cover
         raise NotImplementedError
 
+
+def emit_result(m: Module, r, *, vsel: Value, best_bits: int, n_out: int, j: Value, lane_ok: Value, ln: Signal,
+                L: int, group_done) -> None:
+    """Output layer: one result beat per neuron; ``cls`` is the running argmax (lowest index on ties).
+
+    Shared by the TTFS and rate cores; ``group_done()`` is called when the last lane of a weight
+    group has left.
+    """
+    best_v = Signal(signed(best_bits))
+    best_i = Signal(range(n_out))
+    better = Signal()
+    m.d.comb += better.eq((j == 0) | (vsel > best_v))
+    m.d.comb += [r.valid.eq(lane_ok), r.payload.membrane.eq(vsel),
+                 r.payload.last.eq(j == n_out - 1),
+                 r.payload.cls.eq(Mux(better, j, best_i))]
+    with m.If(~lane_ok | r.ready):
+        with m.If(lane_ok & better):
+            m.d.sync += [best_v.eq(vsel), best_i.eq(j)]
+        with m.If(ln == L - 1):
+            m.d.sync += ln.eq(0)
+            group_done()
+        with m.Else():
+            m.d.sync += ln.eq(ln + 1)

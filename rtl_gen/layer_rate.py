@@ -17,7 +17,7 @@ from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
 
 from snnfpga.ir import RateNeuron
 
-from .layer_common import DenseLayerBase, EncodeSide, lane
+from .layer_common import DenseLayerBase, EncodeSide, emit_result, lane
 from .luts import TTFSEncode, const_mul, event_buffer
 
 __all__ = ["RateDenseLayer"]
@@ -71,12 +71,7 @@ class RateDenseLayer(DenseLayerBase):
                 m.d.sync += g.eq(g + 1)
                 m.next = "ACC0"
 
-        if self.is_output:
-            best_v = Signal(signed(ab))
-            best_i = Signal(range(self.n_out))
-            better = Signal()
-            m.d.comb += better.eq((j == 0) | (vsel > best_v))
-        else:
+        if not self.is_output:
             o = self.o_events
             fire = Signal()
             m.d.comb += fire.eq(lane_ok & (vsel >= neuron.theta))
@@ -104,17 +99,8 @@ class RateDenseLayer(DenseLayerBase):
                     m.next = "EMIT"
             with m.State("EMIT"):
                 if self.is_output:
-                    r = self.result
-                    m.d.comb += [r.valid.eq(lane_ok), r.payload.membrane.eq(vsel),
-                                 r.payload.last.eq(j == self.n_out - 1),
-                                 r.payload.cls.eq(Mux(better, j, best_i))]
-                    with m.If(~lane_ok | r.ready):
-                        with m.If(lane_ok & better):
-                            m.d.sync += [best_v.eq(vsel), best_i.eq(j)]
-                        with m.If(ln == L - 1):
-                            next_group()
-                        with m.Else():
-                            m.d.sync += ln.eq(ln + 1)
+                    emit_result(m, self.result, vsel=vsel, best_bits=ab, n_out=self.n_out, j=j, lane_ok=lane_ok,
+                                ln=ln, L=L, group_done=next_group)
                 else:
                     # prepare lane ln (fire, subtract theta) into a one-entry event buffer
                     # while the previous spike leaves: one cycle per neuron

@@ -17,7 +17,7 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 
-from .layer_common import DenseLayerBase, EncodeSide, lane, power_of_two_shifts
+from .layer_common import DenseLayerBase, EncodeSide, emit_result, lane, power_of_two_shifts
 from .luts import const_mul, event_buffer, rom, ttfs_calibrate, ttfs_fire
 
 __all__ = ["TTFSDenseLayer"]
@@ -104,7 +104,8 @@ class TTFSDenseLayer(DenseLayerBase):
                         m.next = "EMIT"
             with m.State("EMIT"):
                 if self.is_output:
-                    self._emit_result(m, vsel, j, lane_ok, ln, L, group_done)
+                    emit_result(m, self.result, vsel=vsel, best_bits=self.ab, n_out=self.n_out, j=j, lane_ok=lane_ok, ln=ln,
+                                L=L, group_done=group_done)
                 else:
                     self._emit_events(m, vsel, j, lane_ok, ln, L, tb, group_done)
             if not self.is_output:
@@ -114,25 +115,6 @@ class TTFSDenseLayer(DenseLayerBase):
                     with m.If(o.ready):
                         m.d.sync += enc.busy.eq(0)
                         m.next = "IDLE"
-
-    def _emit_result(self, m, vsel, j, lane_ok, ln, L, group_done) -> None:
-        """One result beat per neuron; ``cls`` is the running argmax (lowest index on ties)."""
-        best_v = Signal(signed(self.ab))
-        best_i = Signal(range(self.n_out))
-        better = Signal()
-        m.d.comb += better.eq((j == 0) | (vsel > best_v))
-        r = self.result
-        m.d.comb += [r.valid.eq(lane_ok), r.payload.membrane.eq(vsel),
-                     r.payload.last.eq(j == self.n_out - 1),
-                     r.payload.cls.eq(Mux(better, j, best_i))]
-        with m.If(~lane_ok | r.ready):
-            with m.If(lane_ok & better):
-                m.d.sync += [best_v.eq(vsel), best_i.eq(j)]
-            with m.If(ln == L - 1):
-                m.d.sync += ln.eq(0)
-                group_done()
-            with m.Else():
-                m.d.sync += ln.eq(ln + 1)
 
     def _emit_events(self, m, vsel, j, lane_ok, ln, L, tb, group_done) -> None:
         """Lane ``ln`` goes through two prepare stages (fire: ``t_e`` and the residue; then
