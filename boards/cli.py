@@ -100,7 +100,7 @@ def performance(net, build_result: dict, *, lanes: int = 1, sim_report: dict | N
         activity["assumptions"] = [a for a in activity["assumptions"] if "not from RTL" not in a]
         activity["assumptions"].append("spike and synaptic event counts from RTL simulation")
     else:
-        per_layer = _busiest_layer_events(net, ref)
+        per_layer = _busiest_layer_events(net, frames, ref)
         interval = max(1, math.ceil(per_layer / lanes))
         source = "estimate: busiest layer's ceil(synaptic events / lanes), a lower bound"
     fps = clock * 1e6 / interval if interval else None
@@ -127,24 +127,20 @@ def performance(net, build_result: dict, *, lanes: int = 1, sim_report: dict | N
             "energy_paper": power.paper_energy(activity["events"], net.timesteps)}
 
 
-def _busiest_layer_events(net, ref) -> float:
-    """Synaptic events of the busiest weighted layer per frame (mean), from the reference."""
-    counts = []
-    prev = None if net.input.input_coding == "direct" else -1
-    prev_n = net.input.size
-    for i, layer in enumerate(net.layers):
-        if not layer.weighted:
-            continue
-        fan = layer.n_out if layer.kind == "dense" else layer.out_shape[0] * layer.kernel ** 2
-        if prev is None:
-            n_in = net.input.size
-        elif ref is not None and prev in ref.spikes:
-            n_in = float(ref.spikes[prev].count().mean())
-        else:  # no reference run: every neuron fires once (every step for rate coding)
-            n_in = prev_n * (net.timesteps if net.coding == "rate" else 1)
-        counts.append(n_in * fan)
-        prev, prev_n = i, layer.n_out
-    return max(counts) if counts else 1.0
+def _busiest_layer_events(net, frames, ref) -> float:
+    """Synaptic events of the busiest weighted layer per frame (mean over ``frames``)."""
+    from snnfpga.activity import synaptic_events_per_layer
+
+    if ref is not None:
+        return float(synaptic_events_per_layer(net, frames, ref).mean(axis=0).max())
+    # no frames: every input element and neuron fires once (rate: spikes at every step)
+    counts, n_in, spiking = [], net.input.size, net.input.input_coding == "spikes"
+    for layer in net.layers:
+        if layer.weighted:
+            steps = net.timesteps if net.coding == "rate" and spiking else 1
+            counts.append(n_in * steps * layer.n_out)
+            n_in, spiking = layer.n_out, True
+    return float(max(counts))
 
 
 def _pct(r: dict) -> str:

@@ -87,7 +87,7 @@ def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes
     """The simulation report for observations ``obs`` of ``frames`` (see :func:`simulate`)."""
     from snnfpga import reference
 
-    from .activity import event_bound_cycles, synaptic_events_per_layer
+    from snnfpga.activity import event_bound_cycles, synaptic_events_per_layer
     from .compare import compare
 
     frames = np.asarray(frames).reshape(len(frames), -1)

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from sim import report
-from sim.activity import event_bound_cycles, fanout, synaptic_events, synaptic_events_per_layer
+from snnfpga.activity import event_bound_cycles, fanout, synaptic_events, synaptic_events_per_layer
 from sim.compare import compare, observations_from_reference, sort_events
 from snnfpga import reference
 from snnfpga.ir import Layer

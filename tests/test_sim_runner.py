@@ -126,7 +126,7 @@ def test_cli_frames_from_recorded_dataset(tmp_path, capsys):
 def test_sim_does_not_import_torch():
     import subprocess
 
-    code = ("import sys; import sim, sim.cli, sim.compare, sim.activity, sim.runner; "
+    code = ("import sys; import sim, sim.cli, sim.compare, sim.runner, snnfpga.activity; "
             "sys.exit(1 if 'torch' in sys.modules or 'cocotb' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(__file__))).returncode == 0
 

@@ -1,6 +1,7 @@
 """Activity counting: synaptic events per frame and the event lower bound on cycles.
 
-A synaptic event is one (incoming event, outgoing connection) pair a layer core must process:
+A synaptic event is one (incoming event, outgoing connection) pair a layer core must process
+(sim and boards report it; it needs only the IR and the integer reference):
 for each weighted layer, every event of the stage feeding it (for a first layer fed direct
 pixels: every nonzero pixel) times that input's fan-out (dense: ``n_out``; conv2d: the output
 channels times the output positions whose window covers it; through sum pooling and flatten
