@@ -326,9 +326,15 @@ def main(argv: list[str] | None = None) -> int:
     args = parser.parse_args(argv)
     try:
         return int(args.func(args) or 0)
-    except (FileNotFoundError, ValueError) as e:
+    except Exception as e:  # errors that name the problem; anything else keeps its traceback
+        if not isinstance(e, (FileNotFoundError, ValueError)) and type(e).__name__ not in _USER_ERRORS:
+            raise
         print(f"snnfpga {args.command}: error: {e}", file=sys.stderr)
         return 2
+
+
+#: errors of the hardware packages (imported lazily) that are the user's to fix, not bugs
+_USER_ERRORS = ("SimulatorNotFound", "SimulationError", "BoardError")
 
 
 if __name__ == "__main__":

@@ -52,3 +52,16 @@ def test_missing_checkpoint(tmp_path, capsys):
 def test_unknown_dataset_rejected_by_parser():
     with pytest.raises(SystemExit):
         main(["train", "--dataset", "imagenet"])
+
+
+def test_missing_simulator_is_a_clear_error(tmp_path, capsys, monkeypatch):
+    """`run` with its hardware check on a machine without the simulator: a message, not a traceback."""
+    import shutil
+
+    real_which = shutil.which
+    monkeypatch.setattr(shutil, "which", lambda name, *a, **k: None if name in ("iverilog", "vvp") else real_which(name, *a, **k))
+    code = main(["run", "--quiet", "--epochs", "1", "--hidden", "16", "--no-sweep", "--finetune-epochs", "0",
+                 "--simulator", "icarus", "--images", "4", "--out", str(tmp_path / "run")])
+    assert code == 2
+    err = capsys.readouterr().err
+    assert "icarus" in err and "make setup" in err
