@@ -49,16 +49,26 @@ class ThresholdSeries(nn.Module):
                 "alpha_c": math.exp(self.log_c0.item()), "beta_c": 0.0, "k_c": max(self.k_c.item(), 0.0)}
 
 
+def lut_at(lut: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
+    """``lut[..., t]`` for spike times ``t`` (−1 reads entry 0); ``lut`` is ``(..., T)``,
+    broadcastable against ``t.shape + (T,)``, so one call serves a layer or a batch of candidate LUTs."""
+    lut = lut.expand(*t.shape, lut.shape[-1])
+    return torch.gather(lut, -1, t.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+
+
 def ttfs_encode(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None):
-    """Spike times (held constant: no gradient) of a membrane, exactly like the integer rule."""
+    """Spike times (held constant: no gradient) of a membrane, exactly like the integer rule.
+
+    ``enc``/``cal`` are ``(T,)`` or any shape ``(..., T)`` broadcastable against ``v.shape + (T,)``.
+    """
     with torch.no_grad():
-        T = enc.shape[0]
+        T = enc.shape[-1]
         ge = v.unsqueeze(-1) >= enc
         fired = ge.any(-1)
         t_e = torch.where(fired, ge.double().argmax(-1), torch.full_like(fired, -1, dtype=torch.long))
         if cal is None:
             return t_e, None
-        r = v - enc[t_e.clamp(min=0)]
+        r = v - lut_at(enc, t_e)
         ok = (r.unsqueeze(-1) >= cal) & (torch.arange(T) >= t_e.unsqueeze(-1)) & fired.unsqueeze(-1)
         t_c = torch.where(ok.any(-1), ok.double().argmax(-1), torch.full_like(t_e, -1))
         return t_e, t_c
@@ -66,9 +76,10 @@ def ttfs_encode(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None):
 
 def ttfs_decode(t_e: torch.Tensor, t_c: torch.Tensor | None, enc: torch.Tensor, cal: torch.Tensor | None) -> torch.Tensor:
     """The value an encoded neuron sends: ``θ_e(t_e) + θ_c(t_c)`` (differentiable in θ)."""
-    val = torch.where(t_e >= 0, enc[t_e.clamp(min=0)], torch.zeros((), dtype=enc.dtype))
+    zero = torch.zeros((), dtype=enc.dtype)
+    val = torch.where(t_e >= 0, lut_at(enc, t_e), zero)
     if t_c is not None:
-        val = val + torch.where(t_c >= 0, cal[t_c.clamp(min=0)], torch.zeros((), dtype=cal.dtype))
+        val = val + torch.where(t_c >= 0, lut_at(cal, t_c), zero)
     return val
 
 

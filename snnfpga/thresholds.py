@@ -13,7 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
-from .snn import INPUT_STAGE, FloatSNN
+from .snn import INPUT_STAGE, FloatSNN, ttfs_decode, ttfs_encode
 
 __all__ = ["fit_ttfs_thresholds", "fit_rate_thresholds", "decode_error"]
 
@@ -28,18 +28,13 @@ def _series(theta0: torch.Tensor, k: torch.Tensor, T: int) -> torch.Tensor:
 def decode_error(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None) -> torch.Tensor:
     """Mean squared error of the decoded value against ReLU(v), for C candidate LUTs at once.
 
-    ``v``: (M,) samples; ``enc``/``cal``: (C, T). Returns (C,).
+    ``v``: (M,) samples; ``enc``/``cal``: (C, T). Returns (C,). Uses the float SNN's own
+    encode/decode, so the fit optimises exactly what the network will do.
     """
-    T = enc.shape[1]
-    ge = v[None, :, None] >= enc[:, None, :]
-    fired = ge.any(-1)
-    t_e = ge.double().argmax(-1)
-    val = torch.where(fired, torch.gather(enc, 1, t_e), torch.zeros(()))
-    if cal is not None:
-        r = v[None, :] - torch.gather(enc, 1, t_e)
-        ok = (r[..., None] >= cal[:, None, :]) & (torch.arange(T) >= t_e[..., None]) & fired[..., None]
-        t_c = ok.double().argmax(-1)
-        val = val + torch.where(ok.any(-1), torch.gather(cal, 1, t_c), torch.zeros(()))
+    e = enc[:, None, :]
+    c = None if cal is None else cal[:, None, :]
+    t_e, t_c = ttfs_encode(v[None, :], e, c)
+    val = ttfs_decode(t_e, t_c, e, c)
     return ((val - v.clamp(min=0)[None]) ** 2).mean(1)
 
 
