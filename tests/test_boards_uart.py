@@ -110,6 +110,28 @@ async def recv_bytes(ctx, line, divisor, n, out: list, timeout=200000):
 
 
 # --------------------------------------------------------------------------- tests
+def _uart_exchange(dut, request: bytes, n_response: int, divisor: int, idle_ticks: int = 0) -> bytes:
+    """Send ``request`` into the UART top's rx while collecting ``n_response`` bytes from its tx."""
+    got: list[int] = []
+
+    async def host_tx(ctx):
+        if idle_ticks:
+            ctx.set(dut.rx, 1)
+            await ctx.tick().repeat(idle_ticks)
+        for b in request:
+            await send_byte(ctx, dut.rx, b, divisor)
+
+    async def host_rx(ctx):
+        await recv_bytes(ctx, dut.tx, divisor, n_response, got)
+
+    sim = Simulator(dut)
+    sim.add_clock(1e-6)
+    sim.add_testbench(host_tx, background=True)
+    sim.add_testbench(host_rx)
+    sim.run()
+    return bytes(got)
+
+
 def test_divisor_for():
     assert divisor_for(25e6, 115200) == 217
     assert divisor_for(12e6, 115200) == 104
@@ -208,23 +230,8 @@ def test_uart_top_with_test_double(input_bits, signed_input):
     frames = rng.integers(lo, hi + 1, size=(3, 5))
     frames[0, 0] = SYNC if not signed_input else frames[0, 0]  # sync value inside the data
     stream_bytes = bytes([0x00, 0x13]) + b"".join(proto.encode_frame(f) for f in frames)
-    got: list[int] = []
-
-    async def host_tx(ctx):
-        ctx.set(dut.rx, 1)
-        await ctx.tick().repeat(3)
-        for b in stream_bytes:
-            await send_byte(ctx, dut.rx, b, divisor)
-
-    async def host_rx(ctx):
-        await recv_bytes(ctx, dut.tx, divisor, proto.response_bytes * len(frames), got)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(host_tx, background=True)
-    sim.add_testbench(host_rx)
-    sim.run()
-    responses = proto.split_responses(bytes(got))
+    responses = proto.split_responses(_uart_exchange(dut, stream_bytes, proto.response_bytes * len(frames),
+                                                     divisor, idle_ticks=3))
     for f, r in zip(frames, responses):
         want = weight @ f
         assert r.membranes == tuple(int(x) for x in want)
@@ -245,21 +252,7 @@ def test_uart_top_real_network_amaranth_sim(coding, input_coding):
     dut = UARTTop(net, divisor=divisor)
     proto = dut.protocol
     data = b"".join(proto.encode_frame(f) for f in frames)
-    got: list[int] = []
-
-    async def host_tx(ctx):
-        for b in data:
-            await send_byte(ctx, dut.rx, b, divisor)
-
-    async def host_rx(ctx):
-        await recv_bytes(ctx, dut.tx, divisor, proto.response_bytes * len(frames), got)
-
-    sim = Simulator(dut)
-    sim.add_clock(1e-6)
-    sim.add_testbench(host_tx, background=True)
-    sim.add_testbench(host_rx)
-    sim.run()
-    responses = proto.split_responses(bytes(got))
+    responses = proto.split_responses(_uart_exchange(dut, data, proto.response_bytes * len(frames), divisor))
     assert [r.cls for r in responses] == [int(c) for c in ref.classes]
     assert [r.membranes for r in responses] == [tuple(int(x) for x in m) for m in ref.output]
 
