@@ -14,17 +14,16 @@ from __future__ import annotations
 
 import argparse
 import json
-import sys
 import time
 from pathlib import Path
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from snnfpga.boards.build import build
+from snnfpga.boards.cli import _dataset_frames, performance
+from snnfpga.boards.registry import BoardError, get_board
+from snnfpga.ir import load
 
-from boards.build import build  # noqa: E402
-from boards.cli import _dataset_frames, performance  # noqa: E402
-from boards.registry import BoardError, get_board  # noqa: E402
-from snnfpga.ir import load  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 
 def main(argv=None) -> int:

@@ -13,22 +13,19 @@ from __future__ import annotations
 
 import argparse
 import copy
-import sys
-from pathlib import Path
 
 import torch
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from snnfpga.data import load_dataset  # noqa: E402
-from snnfpga.finetune import finetune  # noqa: E402
-from snnfpga.graph import trace  # noqa: E402
-from snnfpga.models import mlp  # noqa: E402
-from snnfpga.pipeline import calibration_sample, evaluate_int  # noqa: E402
-from snnfpga.quantize import quantize  # noqa: E402
-from snnfpga.snn import FloatSNN  # noqa: E402
-from snnfpga.thresholds import fit_ttfs_thresholds  # noqa: E402
-from snnfpga.train import accuracy, train_ann  # noqa: E402
+from snnfpga.convert.data import load_dataset
+from snnfpga.convert.finetune import finetune
+from snnfpga.convert.graph import trace
+from snnfpga.convert.models import mlp
+from snnfpga.convert.pipeline import calibration_sample, evaluate_int
+from snnfpga.convert.quantize import quantize
+from snnfpga.convert.snn import FloatSNN
+from snnfpga.convert.thresholds import fit_ttfs_thresholds
+from snnfpga.convert.train import accuracy, train_ann
 
 
 def main() -> None:

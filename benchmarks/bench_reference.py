@@ -9,18 +9,16 @@ the same semantics with numpy's integer matmul (no BLAS) instead of the exact-fl
 from __future__ import annotations
 
 import argparse
-import sys
 import time
 from pathlib import Path
 
 import numpy as np
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1]))
 
-from snnfpga import reference  # noqa: E402
-from snnfpga.data import load_dataset  # noqa: E402
-from snnfpga.ir import load  # noqa: E402
-from snnfpga.quantize import quantize_frames  # noqa: E402
+from snnfpga import reference
+from snnfpga.convert.data import load_dataset
+from snnfpga.ir import load
+from snnfpga.convert.quantize import quantize_frames
 
 
 def _model(path: Path | None):
@@ -28,9 +26,9 @@ def _model(path: Path | None):
         return load(path)
     import torch
 
-    from snnfpga.models import mlp
-    from snnfpga.pipeline import ConvertOptions, convert
-    from snnfpga.train import train_ann
+    from snnfpga.convert.models import mlp
+    from snnfpga.convert.pipeline import ConvertOptions, convert
+    from snnfpga.convert.train import train_ann
 
     data = load_dataset("mnist10k")
     torch.manual_seed(0)

@@ -20,14 +20,14 @@ from pathlib import Path
 
 import numpy as np
 
-ROOT = Path(__file__).resolve().parents[1]
-sys.path.insert(0, str(ROOT))
+from snnfpga import sim
+from snnfpga import reference
+from snnfpga.convert.data import load_dataset
+from snnfpga.ir.frames import quantize_frames
+from snnfpga.ir import load
 
-import sim  # noqa: E402
-from snnfpga import reference  # noqa: E402
-from snnfpga.data import load_dataset  # noqa: E402
-from snnfpga.frames import quantize_frames  # noqa: E402
-from snnfpga.ir import load  # noqa: E402
+ROOT = Path(__file__).resolve().parents[1]
+
 
 
 def main(argv: list[str] | None = None) -> int:

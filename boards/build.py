@@ -17,7 +17,7 @@ import time
 from pathlib import Path
 
 from .fit import check_fit
-from .registry import Board, BoardError, get_board
+from .registry import Board, BuildFailed, get_board
 from .uart_top import DEFAULT_BAUD, BoardTop
 
 __all__ = ["build", "toolchain_env", "parse_nextpnr_report", "BUILD_NAME"]
@@ -148,10 +148,10 @@ def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: i
             if log.is_file():
                 tail = "\n".join(log.read_text(errors="replace").splitlines()[-25:])
                 break
-        raise BoardError(f"toolchain failed for {board.name} (exit {e.returncode}) in {out}:\n{tail}") from None
+        raise BuildFailed(f"toolchain failed for {board.name} (exit {e.returncode}) in {out}:\n{tail}") from None
     result["build_seconds"] = round(time.monotonic() - t0, 2)
     if not bitstream.is_file():
-        raise BoardError(f"toolchain finished but wrote no bitstream {bitstream}")
+        raise BuildFailed(f"toolchain finished but wrote no bitstream {bitstream}")
     result["bitstream"] = str(bitstream)
     report = json.loads((out / report_name).read_text())
     clock = _clock_name(report)

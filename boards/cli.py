@@ -57,9 +57,9 @@ def _dataset_frames(net, n: int, name: str | None = None, data_root=None):
     name = name or net.provenance.get("dataset")
     if not name:
         return None
-    from snnfpga.data import load_dataset
+    from snnfpga.convert.data import load_dataset
 
-    from snnfpga.frames import quantize_frames
+    from snnfpga.ir.frames import quantize_frames
 
     ds = load_dataset(name, data_root=data_root)
     frames = quantize_frames(net, ds.test_x[:n]).reshape(min(n, len(ds.test_x)), -1)
@@ -77,7 +77,9 @@ def performance(net, build_result: dict, *, lanes: int = 1, sim_report: dict | N
     """
     import math
 
-    from snnfpga import power, reference
+    from snnfpga import reference
+
+    from . import power
 
     from .protocol import Protocol
 
@@ -129,7 +131,7 @@ def performance(net, build_result: dict, *, lanes: int = 1, sim_report: dict | N
 
 def _busiest_layer_events(net, frames, ref) -> float:
     """Synaptic events of the busiest weighted layer per frame (mean over ``frames``)."""
-    from snnfpga.activity import synaptic_events_per_layer
+    from snnfpga.metrics.activity import synaptic_events_per_layer
 
     if ref is not None:
         return float(synaptic_events_per_layer(net, frames, ref).mean(axis=0).max())
@@ -152,31 +154,24 @@ def _build_handler(args: argparse.Namespace) -> int:
     import json
     from pathlib import Path
 
-    from .registry import BoardError, format_board_list, get_board
+    from snnfpga.errors import BadOption
+
+    from .registry import format_board_list, get_board
 
     if args.list_boards:
         print(format_board_list())
         return 0
     if not args.model or not args.board:
-        print("error: build needs MODEL and --board NAME (or --list-boards)")
-        return 2
-    from snnfpga.ir import IRError, load
+        raise BadOption("build needs MODEL and --board NAME (or --list-boards)")
+    from snnfpga.ir import load
 
     from .build import build
     from .uart_top import DEFAULT_BAUD
 
-    try:
-        board = get_board(args.board)
-        net = load(args.model)
-    except (BoardError, IRError) as e:
-        print(f"error: {e}")
-        return 2
+    board = get_board(args.board)
+    net = load(args.model)
     out = Path(args.out or Path("build") / board.name)
-    try:
-        r = build(net, board, out, lanes=args.lanes, do_build=not args.no_pnr, baud=args.baud or DEFAULT_BAUD)
-    except BoardError as e:
-        print(f"error: {e}")
-        return 2
+    r = build(net, board, out, lanes=args.lanes, do_build=not args.no_pnr, baud=args.baud or DEFAULT_BAUD)
     r["power_device"] = board.power_device
     print(f"{net.name}: {net.coding} T={net.timesteps}, lanes={args.lanes} on {board.name} ({board.device}), "
           f"UART {r['baud']} baud")
@@ -226,7 +221,9 @@ def _infer_handler(args: argparse.Namespace) -> int:
     from snnfpga.ir import load
     from snnfpga.reference import simulate
 
-    from .host import HostError, infer
+    from snnfpga.errors import BadOption
+
+    from .host import infer
     from .uart_top import DEFAULT_BAUD
 
     net = load(args.model)
@@ -235,14 +232,9 @@ def _infer_handler(args: argparse.Namespace) -> int:
     else:
         got = _dataset_frames(net, args.images, name=args.data, data_root=args.data_root)
         if got is None:
-            print("error: the IR names no data set: pass --data NAME or --frames file.npy")
-            return 2
+            raise BadOption("the IR names no data set: pass --data NAME or --frames file.npy")
         frames, labels = got
-    try:
-        r = infer(args.port, net, frames, baud=args.baud or DEFAULT_BAUD, window=args.window)
-    except HostError as e:
-        print(f"error: {e}")
-        return 2
+    r = infer(args.port, net, frames, baud=args.baud or DEFAULT_BAUD, window=args.window)
     ref = simulate(net, frames)
     agree = float(np.mean(np.asarray(r["classes"]) == ref.classes))
     exact = sum(tuple(m) == tuple(int(x) for x in o) for m, o in zip(r["membranes"], ref.output))

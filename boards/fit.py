@@ -14,7 +14,9 @@ from __future__ import annotations
 import math
 from dataclasses import dataclass
 
-from .registry import Board, BoardError
+from snnfpga.errors import BadOption
+
+from .registry import Board, DoesNotFitBoard
 
 __all__ = ["MemoryNeed", "memory_needs", "blocks_for", "check_fit", "SMALL_BITS"]
 
@@ -46,10 +48,10 @@ def memory_needs(net, *, lanes: int = 1, request_bytes: int | None = None) -> li
     (``membrane_words`` in all; two banks, plus an IF membrane memory for rate coding) of
     ``lanes × acc_bits`` bits; then the UART request FIFO.
     """
-    from rtl_gen import summary
+    from snnfpga.rtl_gen import summary
 
     if not isinstance(lanes, int) or lanes < 1:
-        raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
+        raise BadOption(f"lanes must be a positive integer, not {lanes!r}")
     needs = []
     for layer in summary(net, lanes=lanes)["layers"]:
         i, L = layer["index"], layer["lanes"]
@@ -107,7 +109,7 @@ def check_fit(net, board: Board, *, lanes: int = 1) -> dict:
         detail = ", ".join(f"{r['name']} {r['count']}x{r['depth']}x{r['width']} bit: {r['min_blocks']}"
                            for r in biggest if r["min_blocks"])
         kind = "EBR" if board.family in ("ecp5", "ice40") else "RAMB18"
-        raise BoardError(
+        raise DoesNotFitBoard(
             f"network {net.name!r} with lanes={lanes} needs at least {total_min} {kind} block RAMs "
             f"({board.bram_bits // 1024} Kbit each), {board.device} on {board.name} has {avail} "
             f"(largest: {detail}); use a larger board, fewer weight bits or a smaller network")

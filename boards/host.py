@@ -9,13 +9,15 @@ from __future__ import annotations
 import time
 from typing import Iterable
 
+from snnfpga.errors import BadOption, UserError
+
 from .protocol import Protocol, ProtocolError, Response
 from .uart_top import DEFAULT_BAUD
 
 __all__ = ["open_port", "infer", "infer_on", "HostError"]
 
 
-class HostError(RuntimeError):
+class HostError(UserError, RuntimeError):
     """The board did not answer, or answered short."""
 
 
@@ -31,7 +33,7 @@ def open_port(port: str, baud: int = DEFAULT_BAUD, timeout: float = 2.0):
 def infer_on(link, protocol: Protocol, frames: Iterable, *, window: int = 1) -> list[Response]:
     """Send ``frames`` over ``link`` with at most ``window`` requests outstanding; return responses."""
     if window < 1:
-        raise ValueError(f"window must be at least 1, not {window!r}")
+        raise BadOption(f"window must be at least 1, not {window!r}")
     frames = list(frames)
     responses: list[Response] = []
     sent = 0

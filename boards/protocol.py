@@ -42,13 +42,15 @@ from __future__ import annotations
 from dataclasses import dataclass
 from typing import Iterable, Sequence
 
+from snnfpga.errors import UserError
+
 __all__ = ["SYNC", "Protocol", "Response", "ProtocolError"]
 
 #: the request sync byte
 SYNC = 0xA5
 
 
-class ProtocolError(ValueError):
+class ProtocolError(UserError, ValueError):
     """A frame or a response that does not match the protocol; the message says what."""
 
 

@@ -10,11 +10,25 @@ from __future__ import annotations
 from dataclasses import dataclass, field
 from typing import Callable
 
-__all__ = ["Board", "BoardError", "BOARDS", "get_board", "list_boards", "format_board_list"]
+from snnfpga.errors import BadOption, DoesNotFit, ToolFailed, UserError
+
+__all__ = ["Board", "BoardError", "UnknownBoard", "DoesNotFitBoard", "BuildFailed", "BOARDS", "get_board", "list_boards", "format_board_list"]
 
 
-class BoardError(ValueError):
-    """An unknown board, or a design that cannot fit the named board."""
+class BoardError(UserError):
+    """Anything about a board the user must fix (base of the three below)."""
+
+
+class UnknownBoard(BoardError, BadOption):
+    """A board name that is not in the registry."""
+
+
+class DoesNotFitBoard(BoardError, DoesNotFit, ValueError):
+    """A design that needs more block RAM (or another resource) than the board has."""
+
+
+class BuildFailed(BoardError, ToolFailed):
+    """yosys / nextpnr / the packer failed; the message holds the tail of its log."""
 
 
 @dataclass(frozen=True)
@@ -38,7 +52,7 @@ class Board:
     bram_configs: tuple[tuple[int, int], ...] = ()
     spram_configs: tuple[tuple[int, int], ...] = ()
     clock_hz: float = 0.0
-    #: a short name of the power model's device entry (snnfpga.power.DEVICES)
+    #: a short name of the power model's device entry (snnfpga.boards.power.DEVICES)
     power_device: str = ""
 
     def platform(self):
@@ -115,5 +129,5 @@ def get_board(name: str) -> Board:
     """The board called ``name``; an unknown name lists the supported ones."""
     key = str(name).strip().lower()
     if key not in BOARDS:
-        raise BoardError(f"unknown board {name!r}; supported boards: {', '.join(list_boards())}")
+        raise UnknownBoard(f"unknown board {name!r}; supported boards: {', '.join(list_boards())}")
     return BOARDS[key]

@@ -9,6 +9,8 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.cdc import FFSynchronizer
 from amaranth.lib.wiring import In, Out
 
+from snnfpga.errors import BadOption
+
 __all__ = ["UARTRx", "UARTTx", "divisor_for"]
 
 
@@ -19,14 +21,14 @@ def divisor_for(clk_hz: float, baud: int) -> int:
     left for the other end.
     """
     if baud <= 0:
-        raise ValueError(f"baud must be positive, not {baud!r}")
+        raise BadOption(f"baud must be positive, not {baud!r}")
     divisor = round(clk_hz / baud)
     if divisor < 4:
-        raise ValueError(f"baud {baud} is too fast for a {clk_hz / 1e6:g} MHz clock "
+        raise BadOption(f"baud {baud} is too fast for a {clk_hz / 1e6:g} MHz clock "
                          f"(needs at least 4 cycles per bit, got {clk_hz / baud:.2f})")
     error = abs(clk_hz / divisor - baud) / baud
     if error > 0.02:
-        raise ValueError(f"baud {baud} at {clk_hz / 1e6:g} MHz is off by {error:.1%} "
+        raise BadOption(f"baud {baud} at {clk_hz / 1e6:g} MHz is off by {error:.1%} "
                          f"(divisor {divisor}); pick a baud rate closer to clk/N")
     return divisor
 

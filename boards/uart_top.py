@@ -86,7 +86,7 @@ class UARTTop(wiring.Component):
     def _setup(self, net, *, divisor, lanes, core, fifo_depth, led_width):
         self.protocol = Protocol.for_network(net)
         if core is None:
-            from rtl_gen import NetworkTop  # lazy: the only dependency on the generator
+            from snnfpga.rtl_gen import NetworkTop  # lazy: the only dependency on the generator
             core = NetworkTop(net, lanes=lanes)
         self.core = core
         self._fields = _result_fields(core)

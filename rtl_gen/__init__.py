@@ -21,7 +21,23 @@ Architecture (DESIGN.md §4; ports and summary JSON pinned by docs/hardware.md):
 Imports amaranth (not torch, not cocotb).
 """
 
-from .emit import generate, summary
-from .top import NetworkTop
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
 
 __all__ = ["NetworkTop", "generate", "summary"]
+
+if TYPE_CHECKING:
+    from .emit import generate, summary
+    from .top import NetworkTop
+
+
+def __getattr__(name: str):
+    """Import amaranth only when hardware is asked for, so ``snnfpga.rtl_gen.cli`` loads without it."""
+    if name in ("generate", "summary"):
+        from . import emit
+        return getattr(emit, name)
+    if name == "NetworkTop":
+        from .top import NetworkTop
+        return NetworkTop
+    raise AttributeError(f"module {__name__!r} has no attribute {name!r}")

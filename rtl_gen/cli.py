@@ -22,18 +22,13 @@ def add_parser(subparsers) -> None:
 
 def _handler(args: argparse.Namespace) -> int:
     import json
-    import sys
 
     from snnfpga.ir import load
 
     from .emit import generate
 
-    try:
-        net = load(args.model)
-        v_path = generate(net, args.out, lanes=args.lanes, name=args.name)
-    except (ValueError, NotImplementedError) as e:  # IRError is a ValueError
-        print(f"error: {e}", file=sys.stderr)
-        return 2
+    net = load(args.model)
+    v_path = generate(net, args.out, lanes=args.lanes, name=args.name)
     info = json.loads(v_path.with_suffix(".json").read_text())
     layers = ", ".join(f"{d['n_in']}->{d['n_out']}" for d in info["layers"])
     print(f"{net.name}: {net.coding} T={net.timesteps} layers {layers}, lanes={args.lanes}")

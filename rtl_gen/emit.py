@@ -6,6 +6,7 @@ import json
 from pathlib import Path
 from typing import Any
 
+from snnfpga.errors import BadOption
 from snnfpga.ir import Network
 
 from .events import index_bits, time_bits
@@ -56,7 +57,7 @@ def generate(net: Network, out_dir: str | Path, *, lanes: int = 1, name: str = "
     from amaranth.back import verilog
 
     if not isinstance(name, str) or not name.isidentifier():
-        raise ValueError(f"name must be a Verilog identifier, not {name!r}")
+        raise BadOption(f"name must be a Verilog identifier, not {name!r}")
     top = NetworkTop(net, lanes=lanes)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)

@@ -22,6 +22,7 @@ from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 
+from snnfpga.errors import BadOption, Unsupported
 from snnfpga.ir import Layer, Network, TTFSNeuron, weighted_layers
 
 from .events import event_signature, index_bits, pixel_shape, result_signature, time_bits
@@ -32,7 +33,7 @@ __all__ = ["DenseLayerBase", "check_lanes", "check_supported", "source_neuron"]
 
 def check_lanes(lanes: object) -> int:
     if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes <= 0:
-        raise ValueError(f"lanes must be a positive integer, not {lanes!r}")
+        raise BadOption(f"lanes must be a positive integer, not {lanes!r}")
     return lanes
 
 
@@ -40,7 +41,7 @@ def check_supported(net: Network) -> None:
     """Dense networks (with optional flatten layers) only, so far."""
     for i, layer in enumerate(net.layers):
         if layer.kind not in ("dense", "flatten"):
-            raise NotImplementedError(
+            raise Unsupported(
                 f"rtl_gen supports dense and flatten layers only; layer {i} is {layer.kind!r}")
 
 

@@ -38,7 +38,7 @@ def prepare(net: Network, *, simulator: str = "verilator", lanes: int = 1, waves
         v = Path(verilog)
         return runner.build(v, v.with_suffix(".json"), simulator=simulator, build_root=build_dir, waves=waves,
                             opt=opt)
-    import rtl_gen
+    from snnfpga import rtl_gen
 
     with tempfile.TemporaryDirectory(prefix="snnfpga-gen-") as tmp:
         v = Path(rtl_gen.generate(net, Path(tmp), lanes=lanes))
@@ -87,7 +87,7 @@ def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes
     """The simulation report for observations ``obs`` of ``frames`` (see :func:`simulate`)."""
     from snnfpga import reference
 
-    from snnfpga.activity import event_bound_cycles, synaptic_events_per_layer
+    from snnfpga.metrics.activity import event_bound_cycles, synaptic_events_per_layer
     from .compare import compare
 
     frames = np.asarray(frames).reshape(len(frames), -1)

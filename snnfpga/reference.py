@@ -12,13 +12,14 @@ from dataclasses import dataclass, field
 
 import numpy as np
 
-from .ir import Layer, Network, RateNeuron, TTFSNeuron
+from .errors import BadOption
+from .ir import Layer, Network, RateNeuron, Stage, TTFSNeuron
 
 __all__ = ["LayerSpikes", "Result", "simulate", "decode", "encode_ttfs", "spike_values",
            "INPUT", "KIND_ENC", "KIND_CAL"]
 
 #: key of the input encoder's spikes in :attr:`Result.spikes` (``input_coding == "spikes"``)
-INPUT = -1
+INPUT = Stage.INPUT
 KIND_ENC, KIND_CAL = 0, 1
 NO_SPIKE = -1
 
@@ -65,7 +66,7 @@ class Result:
 
     output: np.ndarray
     classes: np.ndarray
-    spikes: dict[int, LayerSpikes] = field(default_factory=dict)
+    spikes: dict[Stage, LayerSpikes] = field(default_factory=dict)
 
     def spikes_per_frame(self) -> np.ndarray:
         total = np.zeros(len(self.classes), dtype=np.int64)
@@ -155,11 +156,11 @@ def simulate(net: Network, frames: np.ndarray) -> Result:
     if frames.ndim == len(net.input.shape):
         frames = frames[None]
     if tuple(frames.shape[1:]) != tuple(net.input.shape) and frames.reshape(len(frames), -1).shape[1] != net.input.size:
-        raise ValueError(f"frames must have shape (N, {', '.join(map(str, net.input.shape))}), not {frames.shape}")
+        raise BadOption(f"frames must have shape (N, {', '.join(map(str, net.input.shape))}), not {frames.shape}")
     x = frames.reshape((len(frames),) + tuple(net.input.shape)).astype(np.int64)
     lo, hi = net.input.value_range
     if x.size and (x.min() < lo or x.max() > hi):
-        raise ValueError(f"frame values must lie in {lo}..{hi} (input.bits={net.input.bits}), "
+        raise BadOption(f"frame values must lie in {lo}..{hi} (input.bits={net.input.bits}), "
                          f"found {int(x.min())}..{int(x.max())}")
     if net.coding == "rate":
         return _simulate_rate(net, x)
@@ -167,7 +168,7 @@ def simulate(net: Network, frames: np.ndarray) -> Result:
 
 
 def _simulate_ttfs(net: Network, x: np.ndarray) -> Result:
-    spikes: dict[int, LayerSpikes] = {}
+    spikes: dict[Stage, LayerSpikes] = {}
     n = len(x)
     if net.input.input_coding == "spikes":
         t_e, t_c = encode_ttfs(x.reshape(n, -1), net.input.neuron)
@@ -183,7 +184,7 @@ def _simulate_ttfs(net: Network, x: np.ndarray) -> Result:
             out = v
             break
         t_e, t_c = encode_ttfs(v, layer.neuron)
-        spikes[i] = LayerSpikes(t_e, t_c)
+        spikes[Stage(i)] = LayerSpikes(t_e, t_c)
         x = spike_values(layer.neuron, t_e, t_c)
     return Result(output=out, classes=out.argmax(axis=1), spikes=spikes)
 
@@ -202,12 +203,12 @@ def _simulate_rate(net: Network, x: np.ndarray) -> Result:
         neuron = net.layers[i].neuron
         v0 = neuron.v0 if isinstance(neuron, RateNeuron) else 0
         v[i] = np.full((n, net.layers[i].n_out), v0, dtype=np.int64)
-    rasters: dict[int, np.ndarray] = {}
+    rasters: dict[Stage, np.ndarray] = {}
     if net.input.input_coding == "spikes":
         v_in = np.full(flat_x.shape, net.input.neuron.v0, dtype=np.int64)
         rasters[INPUT] = np.zeros((n, T, flat_x.shape[1]), dtype=bool)
     for i in weighted[:-1]:
-        rasters[i] = np.zeros((n, T, net.layers[i].n_out), dtype=bool)
+        rasters[Stage(i)] = np.zeros((n, T, net.layers[i].n_out), dtype=bool)
     # a first layer fed direct pixels sees the same current every step: compute it once
     direct_current = None
     for t in range(T):
@@ -231,7 +232,7 @@ def _simulate_rate(net: Network, x: np.ndarray) -> Result:
             if layer.neuron is None:
                 break
             s, v[i] = _fire_rate(v[i], layer.neuron)
-            rasters[i][:, t] = s
+            rasters[Stage(i)][:, t] = s
             cur = s.astype(np.int64)
     out = v[weighted[-1]]
     return Result(output=out, classes=out.argmax(axis=1),

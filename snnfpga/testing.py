@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .bounds import layer_acc_bits
+from .ir.bounds import layer_acc_bits
 from .ir import InputSpec, Layer, Network, RateNeuron, TTFSNeuron
 
 __all__ = ["random_network", "random_frames"]

@@ -7,8 +7,8 @@ from pathlib import Path
 
 import pytest
 
-from boards.build import build
-from boards.registry import BoardError
+from snnfpga.boards.build import build
+from snnfpga.boards.registry import BoardError
 from snnfpga.testing import random_network
 
 

@@ -5,9 +5,10 @@ import argparse
 import numpy as np
 import pytest
 
-from boards import cli
-from boards.host import HostError, infer_on
-from boards.protocol import Protocol
+from snnfpga.boards import cli
+from snnfpga.boards.host import HostError, infer_on
+from snnfpga.boards.protocol import Protocol
+from snnfpga.cli import main
 from snnfpga import reference
 from snnfpga.ir import save
 from snnfpga.testing import random_frames, random_network
@@ -29,11 +30,11 @@ def test_list_boards(capsys):
 
 def test_unknown_board_and_missing_args(tmp_path, capsys):
     save(random_network(seed=0, name="m"), tmp_path / "m")
-    args = _parse(["build", str(tmp_path / "m.snn.json"), "--board", "nexys"])
-    assert args.func(args) == 2
-    assert "unknown board 'nexys'; supported boards: arty-a7-35, icebreaker, ulx3s-85f" in capsys.readouterr().out
-    args = _parse(["build"])
-    assert args.func(args) == 2
+    assert main(["build", str(tmp_path / "m.snn.json"), "--board", "nexys"]) == 2
+    err = capsys.readouterr().err
+    assert "snnfpga: error: unknown board 'nexys'; supported boards: arty-a7-35, icebreaker, ulx3s-85f" in err
+    assert main(["build"]) == 2
+    assert "snnfpga: error: build needs MODEL and --board NAME" in capsys.readouterr().err
 
 
 def test_build_no_pnr_prints_estimates(tmp_path, capsys):

@@ -2,9 +2,9 @@
 
 import pytest
 
-from boards.build import parse_nextpnr_report
-from boards.fit import blocks_for, check_fit, memory_needs
-from boards.registry import BOARDS, BoardError, format_board_list, get_board, list_boards
+from snnfpga.boards.build import parse_nextpnr_report
+from snnfpga.boards.fit import blocks_for, check_fit, memory_needs
+from snnfpga.boards.registry import BOARDS, BoardError, format_board_list, get_board, list_boards
 from snnfpga.testing import random_network
 
 
@@ -90,14 +90,14 @@ def test_parse_nextpnr_report():
 
 
 def test_import_boundaries():
-    """boards never imports torch or cocotb; snnfpga.power not even amaranth."""
+    """boards never imports torch or cocotb; snnfpga.boards.power not even amaranth."""
     import subprocess
     import sys
 
     code = ("import sys, boards.build, boards.cli, boards.host, boards.fit, boards.uart_top, boards.protocol;"
-            "import snnfpga.power;"
+            "import snnfpga.boards.power;"
             "bad = [m for m in ('torch', 'cocotb') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
-    code = ("import sys, snnfpga.power, boards.protocol;"
+    code = ("import sys, snnfpga.boards.power, boards.protocol;"
             "bad = [m for m in ('torch', 'cocotb', 'amaranth') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))

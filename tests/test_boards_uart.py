@@ -12,9 +12,9 @@ from amaranth.lib import data, stream, wiring
 from amaranth.lib.wiring import In, Out
 from amaranth.sim import Simulator
 
-from boards.protocol import SYNC, Protocol, ProtocolError
-from boards.uart import UARTRx, UARTTx, divisor_for
-from boards.uart_top import UARTTop
+from snnfpga.boards.protocol import SYNC, Protocol, ProtocolError
+from snnfpga.boards.uart import UARTRx, UARTTx, divisor_for
+from snnfpga.boards.uart_top import UARTTop
 from snnfpga.ir import InputSpec, Layer, Network
 
 

@@ -8,13 +8,13 @@ import torch
 from torch import nn
 
 from snnfpga import ir, reference
-from snnfpga.data import load_dataset
-from snnfpga.graph import UnsupportedModel, forward_float, trace
-from snnfpga.models import cnn, mlp
-from snnfpga.pipeline import ConvertOptions, convert
-from snnfpga.quantize import quantize_frames
-from snnfpga.snn import FloatSNN
-from snnfpga.train import train_ann
+from snnfpga.convert.data import load_dataset
+from snnfpga.convert.graph import UnsupportedModel, forward_float, trace
+from snnfpga.convert.models import cnn, mlp
+from snnfpga.convert.pipeline import ConvertOptions, convert
+from snnfpga.convert.quantize import quantize_frames
+from snnfpga.convert.snn import FloatSNN
+from snnfpga.convert.train import train_ann
 
 
 def _randomise_bn(model: nn.Module, seed: int = 0) -> None:
@@ -116,9 +116,9 @@ def test_finetune_trains_thresholds_and_bn():
     torch.manual_seed(1)
     model = mlp(data.shape, (32,))
     train_ann(model, data, epochs=3, progress=False)
-    from snnfpga.finetune import finetune
-    from snnfpga.graph import trace as tr
-    from snnfpga.thresholds import fit_ttfs_thresholds
+    from snnfpga.convert.finetune import finetune
+    from snnfpga.convert.graph import trace as tr
+    from snnfpga.convert.thresholds import fit_ttfs_thresholds
 
     snn = FloatSNN(tr(model, data.shape), "sc-ttfs", 2)
     fit_ttfs_thresholds(snn, torch.from_numpy(data.train_x[:500]), progress=False)
@@ -143,7 +143,7 @@ def test_weight_that_does_not_fit_is_an_error():
 
 
 def test_quantize_frames_rejects_out_of_range_images():
-    from snnfpga.quantize import QuantizationError
+    from snnfpga.convert.quantize import QuantizationError
     from snnfpga.testing import random_network
 
     net = random_network("sc-ttfs", (4, 3, 2), 4)

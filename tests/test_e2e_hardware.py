@@ -11,12 +11,12 @@ import numpy as np
 import pytest
 import torch
 
-import sim
-from snnfpga.data import load_dataset
-from snnfpga.frames import quantize_frames
-from snnfpga.models import mlp
-from snnfpga.pipeline import ConvertOptions, convert
-from snnfpga.train import train_ann
+from snnfpga import sim
+from snnfpga.convert.data import load_dataset
+from snnfpga.ir.frames import quantize_frames
+from snnfpga.convert.models import mlp
+from snnfpga.convert.pipeline import ConvertOptions, convert
+from snnfpga.convert.train import train_ann
 
 
 def _trained(name: str, epochs: int):

@@ -8,7 +8,7 @@ import numpy as np
 import pytest
 
 from snnfpga import ir, reference
-from snnfpga.bounds import layer_value_range
+from snnfpga.ir.bounds import layer_value_range
 from snnfpga.testing import random_network
 
 

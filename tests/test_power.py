@@ -4,7 +4,7 @@ import math
 
 import pytest
 
-from snnfpga import power
+from snnfpga.boards import power
 from snnfpga.reference import simulate
 from snnfpga.testing import random_frames, random_network
 

@@ -2,17 +2,16 @@
 
 from __future__ import annotations
 
-import argparse
 import json
 import re
 
 import numpy as np
 import pytest
 
-import rtl_gen
-from rtl_gen import cli
-from rtl_gen.top import NetworkTop
-from snnfpga.bounds import layer_acc_bits
+from snnfpga import rtl_gen
+from snnfpga.cli import main
+from snnfpga.rtl_gen.top import NetworkTop
+from snnfpga.ir.bounds import layer_acc_bits
 from snnfpga.ir import InputSpec, Layer, Network, TTFSNeuron, save
 from snnfpga.testing import random_network
 
@@ -47,11 +46,7 @@ def test_generate_writes_verilog_and_summary(tmp_path):
 def test_cli_generate(tmp_path, capsys):
     net = random_network("rate", (8, 6, 3), timesteps=3, seed=2)
     save(net, tmp_path / "m.snn.json")
-    parser = argparse.ArgumentParser()
-    cli.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["generate", str(tmp_path / "m.snn.json"), "-o", str(tmp_path / "v"),
-                              "--lanes", "2"])
-    assert args.func(args) == 0
+    assert main(["generate", str(tmp_path / "m.snn.json"), "-o", str(tmp_path / "v"), "--lanes", "2"]) == 0
     assert (tmp_path / "v" / "snn_top.v").read_text().count("module snn_top(") == 1
     assert json.loads((tmp_path / "v" / "snn_top.json").read_text())["lanes"] == 2
     assert "rate" in capsys.readouterr().out
@@ -90,10 +85,6 @@ def test_no_torch_or_cocotb_import():
 def test_cli_generate_reports_bad_lanes(tmp_path, capsys):
     net = random_network("ttfs", (4, 3, 2), seed=0)
     save(net, tmp_path / "m.snn.json")
-    parser = argparse.ArgumentParser()
-    cli.add_parser(parser.add_subparsers())
-    args = parser.parse_args(["generate", str(tmp_path / "m.snn.json"), "-o", str(tmp_path / "v"),
-                              "--lanes", "0"])
-    assert args.func(args) == 2
-    assert "lanes must be a positive integer, not 0" in capsys.readouterr().err
+    assert main(["generate", str(tmp_path / "m.snn.json"), "-o", str(tmp_path / "v"), "--lanes", "0"]) == 2
+    assert "snnfpga: error: lanes must be a positive integer, not 0" in capsys.readouterr().err
     assert not (tmp_path / "v" / "snn_top.v").exists()

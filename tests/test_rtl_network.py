@@ -15,8 +15,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from rtl_gen.pysim import run
-from snnfpga.bounds import layer_acc_bits
+from snnfpga.rtl_gen.pysim import run
+from snnfpga.ir.bounds import layer_acc_bits
 from snnfpga.ir import Network, validate
 from snnfpga.reference import INPUT, simulate
 from snnfpga.testing import random_frames, random_network
@@ -127,7 +127,7 @@ def test_pipelining_overlaps_frames():
 @pytest.mark.parametrize("input_coding", ["direct", "spikes"])
 def test_bit_exact_power_of_two_decode(input_coding):
     """Decode LUTs of powers of two (and 0) are applied by shifts, without multipliers."""
-    from rtl_gen.layer_common import multipliers
+    from snnfpga.rtl_gen.layer_common import multipliers
 
     net = random_network("sc-ttfs", (10, 8, 6, 3), timesteps=4, input_coding=input_coding, seed=4)
 

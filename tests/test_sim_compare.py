@@ -5,9 +5,9 @@ import copy
 import numpy as np
 import pytest
 
-from sim import report
-from snnfpga.activity import event_bound_cycles, fanout, synaptic_events, synaptic_events_per_layer
-from sim.compare import compare, observations_from_reference, sort_events
+from snnfpga.sim import report
+from snnfpga.metrics.activity import event_bound_cycles, fanout, synaptic_events, synaptic_events_per_layer
+from snnfpga.sim.compare import compare, observations_from_reference, sort_events
 from snnfpga import reference
 from snnfpga.ir import Layer
 from snnfpga.testing import random_frames, random_network

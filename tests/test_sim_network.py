@@ -11,7 +11,7 @@ from dataclasses import replace
 import numpy as np
 import pytest
 
-import sim
+from snnfpga import sim
 from snnfpga import reference
 from snnfpga.ir import validate
 from snnfpga.testing import random_frames, random_network

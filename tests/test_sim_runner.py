@@ -1,16 +1,15 @@
 """sim.runner (simulator discovery, build cache, Icarus compatibility) and the simulate CLI."""
 
-import argparse
 import os
 import sys
 
 import numpy as np
 import pytest
 
-import sim
-from sim import cli as sim_cli
-from sim import runner
-from snnfpga.frames import quantize_frames
+from snnfpga import sim
+from snnfpga.cli import main
+from snnfpga.sim import runner
+from snnfpga.ir.frames import quantize_frames
 from snnfpga.ir import save
 from snnfpga.testing import random_frames, random_network
 
@@ -70,11 +69,7 @@ def test_build_is_cached_by_verilog_hash(tmp_path):
 
 
 def _cli(argv):
-    parser = argparse.ArgumentParser()
-    sub = parser.add_subparsers()
-    sim_cli.add_parser(sub)
-    args = parser.parse_args(argv)
-    return args.func(args)
+    return main(argv)
 
 
 def test_cli_simulate_frames_file(tmp_path, capsys):
@@ -99,7 +94,7 @@ def test_cli_needs_honest_frames(tmp_path, capsys):
     json_path, _ = save(net, tmp_path / "m")
     rc = _cli(["simulate", str(json_path), "--simulator", "icarus"])
     assert rc == 2
-    assert "records no data set" in capsys.readouterr().out
+    assert "snnfpga: error: the IR records no data set" in capsys.readouterr().err
 
 
 def test_cli_quantize_matches_input_scale():
@@ -126,14 +121,14 @@ def test_cli_frames_from_recorded_dataset(tmp_path, capsys):
 def test_sim_does_not_import_torch():
     import subprocess
 
-    code = ("import sys; import sim, sim.cli, sim.compare, sim.runner, snnfpga.activity; "
+    code = ("import sys; import sim, sim.cli, sim.compare, sim.runner, snnfpga.metrics.activity; "
             "sys.exit(1 if 'torch' in sys.modules or 'cocotb' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(__file__))).returncode == 0
 
 
 def test_hang_is_reported_not_fatal(tmp_path):
     """A design that does not finish in time gives partial observations and mismatches."""
-    from sim.compare import compare
+    from snnfpga.sim.compare import compare
 
     net = random_network("sc-ttfs", sizes=(6, 5, 3), seed=2)
     frames = random_frames(net, 4, seed=1)

@@ -5,18 +5,14 @@ Frames go in as UART bytes and the responses must be bit-exact with snnfpga.refe
 """
 
 import json
-import os
-import sys
-from pathlib import Path
 
 import pytest
 
-from boards.protocol import Protocol
-from boards.uart_top import UARTTop
+from snnfpga.boards.protocol import Protocol
+from snnfpga.boards.uart_top import UARTTop
 from snnfpga import reference
 from snnfpga.testing import random_frames, random_network
 
-ROOT = Path(__file__).resolve().parents[1]
 DIVISOR = 4  # clock/4: the fastest the UART allows, keeps the simulation short
 # Icarus: no model compile (Verilator's costs ~20 s), and 4-state, so an X reaching the UART
 # fails the test. sim.runner.build applies its Icarus fix for Yosys' constant `always @*`.
@@ -28,7 +24,7 @@ def _run_uart_tb(net, frames, tmp_path, *, window, garbage):
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
-    from sim.runner import TIMESCALE, build
+    from snnfpga.sim.runner import TIMESCALE, build
 
     top = UARTTop(net, divisor=DIVISOR)
     text = verilog.convert(top, name="uart_top")
@@ -46,15 +42,12 @@ def _run_uart_tb(net, frames, tmp_path, *, window, garbage):
            "expected": expected, "window": window, "garbage": garbage,
            "output": str(tmp_path / "obs.json")}
     (tmp_path / "cfg.json").write_text(json.dumps(cfg))
-    if str(ROOT) not in sys.path:
-        sys.path.insert(0, str(ROOT))
     results = tmp_path / "results.xml"
     runner = get_runner(SIMULATOR)
     try:
-        runner.test(test_module="sim.tb_uart", hdl_toplevel="uart_top", hdl_toplevel_lang="verilog",
+        runner.test(test_module="snnfpga.sim.tb_uart", hdl_toplevel="uart_top", hdl_toplevel_lang="verilog",
                     build_dir=b.directory / "model", test_dir=tmp_path, results_xml=str(results),
-                    extra_env={"SNNFPGA_UART_TB_CONFIG": str(tmp_path / "cfg.json"),
-                               "PYTHONPATH": os.pathsep.join([str(ROOT), os.environ.get("PYTHONPATH", "")])},
+                    extra_env={"SNNFPGA_UART_TB_CONFIG": str(tmp_path / "cfg.json")},
                     timescale=TIMESCALE, log_file=tmp_path / "sim.log")
     except SystemExit:
         pass

@@ -13,16 +13,22 @@ from pathlib import Path
 
 import numpy as np
 
-__all__ = ["Dataset", "DatasetNotFound", "DATASETS", "load_dataset", "read_idx"]
+from ..errors import BadFile, BadOption
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+__all__ = ["Dataset", "DatasetNotFound", "BadDataFile", "DATASETS", "load_dataset", "read_idx"]
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]  # the checkout (snnfpga/convert/data.py)
 #: MNIST test set (10,000 images) shipped beside the project; split 0–7999 / 8000–9999
 MNIST10K_DIRS = [PROJECT_ROOT.parent / "shared" / "data" / "mnist10k"]
 FASHION_DIRS = [Path("/usr/share/datasets/fashion-mnist")]
 
 
-class DatasetNotFound(FileNotFoundError):
+class DatasetNotFound(BadFile, FileNotFoundError):
     """A data set whose files are not where we looked; the message lists every place."""
+
+
+class BadDataFile(BadFile, ValueError):
+    """A data file that is not what its name says (IDX header, CIFAR record size)."""
 
 
 @dataclass
@@ -49,15 +55,15 @@ def read_idx(path: Path) -> np.ndarray:
     with opener(path, "rb") as f:
         data = f.read()
     if len(data) < 4 or data[0] != 0 or data[1] != 0:
-        raise ValueError(f"{path}: not an IDX file (bad magic {data[:4]!r})")
+        raise BadDataFile(f"{path}: not an IDX file (bad magic {data[:4]!r})")
     dtype = {0x08: np.uint8, 0x09: np.int8, 0x0B: ">i2", 0x0C: ">i4", 0x0D: ">f4", 0x0E: ">f8"}.get(data[2])
     if dtype is None:
-        raise ValueError(f"{path}: unknown IDX element type 0x{data[2]:02x}")
+        raise BadDataFile(f"{path}: unknown IDX element type 0x{data[2]:02x}")
     ndim = data[3]
     dims = struct.unpack(">" + "I" * ndim, data[4:4 + 4 * ndim])
     arr = np.frombuffer(data, dtype=dtype, offset=4 + 4 * ndim)
     if arr.size != int(np.prod(dims)):
-        raise ValueError(f"{path}: header says {dims} but holds {arr.size} values")
+        raise BadDataFile(f"{path}: header says {dims} but holds {arr.size} values")
     return arr.reshape(dims)
 
 
@@ -118,7 +124,7 @@ def _read_cifar_bin(path: Path) -> tuple[np.ndarray, np.ndarray]:
     """One CIFAR-10 binary batch: records of a label byte and 3×32×32 pixel bytes."""
     raw = np.fromfile(path, dtype=np.uint8)
     if raw.size % 3073:
-        raise ValueError(f"{path}: size {raw.size} is not a whole number of 3073-byte CIFAR-10 records")
+        raise BadDataFile(f"{path}: size {raw.size} is not a whole number of 3073-byte CIFAR-10 records")
     raw = raw.reshape(-1, 3073)
     return raw[:, 1:].reshape(-1, 3, 32, 32).astype(np.float32) / 255.0, raw[:, 0].astype(np.int64)
 
@@ -168,4 +174,4 @@ def load_dataset(name: str, data_root: str | Path | None = None) -> Dataset:
         return _load_idx_full("mnist", dirs)
     if name == "cifar10":
         return _load_cifar10(root)
-    raise ValueError(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")
+    raise BadOption(f"unknown data set {name!r}; choose one of: {', '.join(DATASETS)}")

@@ -13,8 +13,8 @@ from __future__ import annotations
 
 import numpy as np
 
-from snnfpga import reference
-from snnfpga.ir import Layer, Network
+from .. import reference
+from ..ir import Layer, Network
 
 __all__ = ["fanout", "synaptic_events", "synaptic_events_per_layer", "event_bound_cycles",
            "neuron_event_counts"]

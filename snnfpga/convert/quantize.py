@@ -17,9 +17,9 @@ from typing import Any
 import numpy as np
 import torch
 
-from .bounds import layer_acc_bits
-from .frames import QuantizationError, quantize_frames
-from .ir import MAX_ACC_BITS, InputSpec, Layer, Network, RateNeuron, TTFSNeuron
+from ..ir import MAX_ACC_BITS, InputSpec, Layer, Network, RateNeuron, Stage, TTFSNeuron
+from ..ir.bounds import layer_acc_bits
+from ..ir.frames import QuantizationError, quantize_frames
 from .snn import INPUT_STAGE, FloatSNN
 
 __all__ = ["quantize", "quantize_frames", "QuantizationError"]
@@ -33,8 +33,8 @@ def _lut(values: torch.Tensor, unit: float, floor: int, name: str) -> tuple[int,
     return tuple(q)
 
 
-def _ttfs_neuron(snn: FloatSNN, stage: str, s_v: float, act_bits: int) -> tuple[TTFSNeuron, float]:
-    th = snn.thresholds[stage]
+def _ttfs_neuron(snn: FloatSNN, stage: Stage, s_v: float, act_bits: int) -> tuple[TTFSNeuron, float]:
+    th = snn.threshold(stage)
     T = snn.T
     enc, cal = th.enc(T).detach(), th.cal(T).detach()
     calibrated = snn.coding == "sc-ttfs"
@@ -49,7 +49,7 @@ def _ttfs_neuron(snn: FloatSNN, stage: str, s_v: float, act_bits: int) -> tuple[
     return neuron, s_out
 
 
-def _rate_neuron(snn: FloatSNN, stage: str, s_v: float) -> tuple[RateNeuron, float]:
+def _rate_neuron(snn: FloatSNN, stage: Stage, s_v: float) -> tuple[RateNeuron, float]:
     lam = snn.rate_lambda(stage)
     theta = max(1, int(round(lam / s_v)))
     return RateNeuron(theta=theta, v0=theta // 2), lam
@@ -103,9 +103,9 @@ def quantize(snn: FloatSNN, *, name: str, weight_bits: int = 8, input_bits: int 
         neuron, s_out = None, s_v
         if i != last_weighted:
             if snn.coding == "rate":
-                neuron, s_out = _rate_neuron(snn, str(i), s_v)
+                neuron, s_out = _rate_neuron(snn, Stage(i), s_v)
             else:
-                neuron, s_out = _ttfs_neuron(snn, str(i), s_v, act_bits)
+                neuron, s_out = _ttfs_neuron(snn, Stage(i), s_v, act_bits)
         layers.append(Layer(kind=fl.kind, in_shape=tuple(fl.in_shape), out_shape=tuple(fl.out_shape),
                             weight=w_int, bias=b_int, weight_bits=weight_bits, neuron=neuron,
                             kernel=fl.kernel, stride=fl.stride, padding=fl.padding, scale=s_v, out_scale=s_out))

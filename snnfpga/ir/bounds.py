@@ -9,7 +9,7 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import InputSpec, Layer, Network, Neuron, RateNeuron, TTFSNeuron, signed_bits_for
+from .network import InputSpec, Layer, Network, Neuron, RateNeuron, TTFSNeuron, signed_bits_for
 
 __all__ = ["input_range", "output_range", "layer_value_range", "layer_acc_bits"]
 

@@ -13,6 +13,7 @@ import numpy as np
 import torch
 from tqdm.auto import tqdm
 
+from ..ir.stage import Stage
 from .snn import INPUT_STAGE, FloatSNN, ttfs_decode, ttfs_encode
 
 __all__ = ["fit_ttfs_thresholds", "fit_rate_thresholds", "decode_error"]
@@ -93,8 +94,8 @@ def fit_ttfs_thresholds(snn: FloatSNN, x: torch.Tensor, progress: bool = True) -
     for stage in tqdm(snn.stages, desc=f"fit {snn.coding} thresholds (T={snn.T})", disable=not progress, leave=False):
         v = snn.stage_inputs(x, stage)
         e0, ke, c0, kc = fit_stage(v, snn.T, calibrated, snn.pow2)
-        snn.thresholds[stage].set(e0, ke, c0, kc)
-        fitted[stage] = (e0, ke, c0, kc)
+        snn.threshold(stage).set(e0, ke, c0, kc)
+        fitted[stage.name] = (e0, ke, c0, kc)
     return fitted
 
 
@@ -115,7 +116,7 @@ def fit_rate_thresholds(snn: FloatSNN, x: torch.Tensor, y: torch.Tensor,
     return best
 
 
-def _ann_activations(snn: FloatSNN, x: torch.Tensor) -> dict[str, np.ndarray]:
+def _ann_activations(snn: FloatSNN, x: torch.Tensor) -> dict[Stage, np.ndarray]:
     from .graph import apply_layer
 
     acts = {}
@@ -132,5 +133,5 @@ def _ann_activations(snn: FloatSNN, x: torch.Tensor) -> dict[str, np.ndarray]:
         h = h.clamp(min=0)
         a = h.flatten()
         a = a[a > 0]
-        acts[str(i)] = a.numpy() if a.numel() else np.ones(1)
+        acts[Stage(i)] = a.numpy() if a.numel() else np.ones(1)
     return acts

@@ -16,12 +16,12 @@ import torch
 from torch import nn
 from tqdm.auto import tqdm
 
-from . import __version__
-from . import reference
+from .. import __version__
+from .. import reference
 from .data import Dataset
 from .finetune import finetune, snn_accuracy
 from .graph import forward_float, trace
-from .ir import Network
+from ..ir import Network
 from .quantize import quantize, quantize_frames
 from .snn import FloatSNN
 from .thresholds import fit_rate_thresholds, fit_ttfs_thresholds

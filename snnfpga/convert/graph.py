@@ -11,10 +11,12 @@ from dataclasses import dataclass, replace
 import torch
 from torch import nn
 
+from ..errors import Unsupported
+
 __all__ = ["FloatLayer", "UnsupportedModel", "trace", "fold_batchnorm", "forward_float"]
 
 
-class UnsupportedModel(ValueError):
+class UnsupportedModel(Unsupported, ValueError):
     """The model holds a layer (or an order of layers) the converter cannot map to spikes."""
 
 

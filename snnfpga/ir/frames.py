@@ -4,12 +4,13 @@ from __future__ import annotations
 
 import numpy as np
 
-from .ir import Network
+from ..errors import BadOption
+from .network import Network
 
 __all__ = ["QuantizationError", "quantize_frames"]
 
 
-class QuantizationError(ValueError):
+class QuantizationError(BadOption):
     """A value that does not fit its declared width."""
 
 

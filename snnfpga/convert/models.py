@@ -4,7 +4,13 @@ from __future__ import annotations
 
 from torch import nn
 
-__all__ = ["mlp", "cnn", "build_model", "MODELS", "save_checkpoint", "load_checkpoint"]
+from ..errors import BadFile, BadOption
+
+__all__ = ["mlp", "cnn", "build_model", "MODELS", "save_checkpoint", "load_checkpoint", "CheckpointError"]
+
+
+class CheckpointError(BadFile, ValueError):
+    """A checkpoint or its architecture file that is missing or unreadable."""
 
 
 def mlp(in_shape: tuple[int, ...], hidden: tuple[int, ...] = (128,), classes: int = 10,
@@ -43,7 +49,7 @@ def build_model(kind: str, in_shape: tuple[int, ...], classes: int = 10, hidden:
         return mlp(in_shape, hidden or (128,), classes)
     if kind == "cnn":
         return cnn(in_shape, hidden or (16, 32), classes)
-    raise ValueError(f"unknown model {kind!r}; choose one of: {', '.join(MODELS)}")
+    raise BadOption(f"unknown model {kind!r}; choose one of: {', '.join(MODELS)}")
 
 
 def save_checkpoint(model: nn.Sequential, arch: dict, path) -> None:
@@ -69,18 +75,18 @@ def load_checkpoint(path) -> tuple[nn.Sequential, dict]:
     path = Path(path)
     meta = path.with_suffix(path.suffix + ".json")
     if not path.is_file():
-        raise FileNotFoundError(f"{path}: checkpoint not found")
+        raise CheckpointError(f"{path}: checkpoint not found")
     if not meta.is_file():
-        raise FileNotFoundError(f"{meta}: architecture file not found (written beside the checkpoint by 'snnfpga train')")
+        raise CheckpointError(f"{meta}: architecture file not found (written beside the checkpoint by 'snnfpga train')")
     try:
         arch = json.loads(meta.read_text())
         model = build_model(arch["model"], tuple(arch["in_shape"]), arch["classes"], tuple(arch["hidden"]))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
-        raise ValueError(f"{meta}: malformed architecture file ({e!r}); needs model, in_shape, classes, hidden") from None
+        raise CheckpointError(f"{meta}: malformed architecture file ({e!r}); needs model, in_shape, classes, hidden") from None
     try:
         state = torch.load(path, weights_only=True, map_location="cpu")
         model.load_state_dict(state)
     except Exception as e:  # torch raises several types for a bad file
-        raise ValueError(f"{path}: not a loadable state dict for {arch['model']} ({e})") from None
+        raise CheckpointError(f"{path}: not a loadable state dict for {arch['model']} ({e})") from None
     model.eval()
     return model, arch

@@ -13,11 +13,12 @@ import math
 import torch
 from torch import nn
 
+from ..ir.stage import Stage
 from .graph import FloatLayer, apply_layer
 
 __all__ = ["ThresholdSeries", "FloatSNN", "INPUT_STAGE"]
 
-INPUT_STAGE = "in"
+INPUT_STAGE = Stage.INPUT
 
 
 class ThresholdSeries(nn.Module):
@@ -108,8 +109,9 @@ class FloatSNN(nn.Module):
             ch = layers[i].out_shape[0]
             self.gain[str(i)] = nn.Parameter(torch.ones(ch, dtype=torch.float64))
             self.shift[str(i)] = nn.Parameter(layers[i].bias.detach().clone())
-        self.stages = ([INPUT_STAGE] if input_coding == "spikes" else []) + [str(i) for i in self.weighted[:-1]]
-        self.thresholds = nn.ModuleDict({s: ThresholdSeries() for s in self.stages})
+        self.stages: list[Stage] = (([INPUT_STAGE] if input_coding == "spikes" else [])
+                                    + [Stage(i) for i in self.weighted[:-1]])
+        self.thresholds = nn.ModuleDict({s.name: ThresholdSeries() for s in self.stages})
         if self.pow2:  # keep the series exact powers of two: only the folded BN is fine-tuned
             for p in self.thresholds.parameters():
                 p.requires_grad_(False)
@@ -129,11 +131,15 @@ class FloatSNN(nn.Module):
         w, b = self.effective(i)
         return apply_layer(self.layers[i], x, w, b)
 
-    def rate_lambda(self, stage: str) -> float:
+    def threshold(self, stage: Stage) -> ThresholdSeries:
+        """The (SC-)TTFS threshold series of ``stage`` (module keys are stage names)."""
+        return self.thresholds[Stage(stage).name]
+
+    def rate_lambda(self, stage: Stage) -> float:
         return float(self.rate_theta[self.stages.index(stage)])
 
-    def fire_ttfs(self, stage: str, v: torch.Tensor):
-        th = self.thresholds[stage]
+    def fire_ttfs(self, stage: Stage, v: torch.Tensor):
+        th = self.threshold(stage)
         enc = th.enc(self.T)
         cal = th.cal(self.T) if self.coding == "sc-ttfs" else None
         t_e, t_c = ttfs_encode(v, enc, cal)
@@ -173,15 +179,15 @@ class FloatSNN(nn.Module):
             if i == self.weighted[-1]:
                 return v.reshape(v.shape[0], -1), spikes, rec
             if record:
-                rec[str(i)] = v.detach()
-            x, t_e, t_c = self.fire_ttfs(str(i), v)
+                rec[Stage(i)] = v.detach()
+            x, t_e, t_c = self.fire_ttfs(Stage(i), v)
             spikes += (t_e >= 0).flatten(1).sum(1) + (0 if t_c is None else (t_c >= 0).flatten(1).sum(1))
         raise AssertionError("unreachable: the last layer is weighted")
 
     def _run_rate(self, x: torch.Tensor, record: bool):
         n = x.shape[0]
         spikes = torch.zeros(n, dtype=torch.float64)
-        v: dict[str, torch.Tensor] = {}
+        v: dict[Stage, torch.Tensor] = {}
         direct = None
         for _ in range(self.T):
             if self.input_coding == "spikes":
@@ -198,7 +204,7 @@ class FloatSNN(nn.Module):
                 if not layer.weighted:
                     cur = apply_layer(layer, cur)
                     continue
-                key = str(i)
+                key = Stage(i)
                 if i == self.weighted[0] and self.input_coding == "direct":
                     if direct is None:
                         direct = self.charge(i, cur)
@@ -214,16 +220,16 @@ class FloatSNN(nn.Module):
                 v[key] = vi - s * lam
                 spikes += s.flatten(1).sum(1)
                 cur = s * lam
-        out = v[str(self.weighted[-1])]
+        out = v[Stage(self.weighted[-1])]
         return out.reshape(n, -1), spikes, {}
 
     @torch.no_grad()
-    def stage_inputs(self, x: torch.Tensor, stage: str) -> torch.Tensor:
+    def stage_inputs(self, x: torch.Tensor, stage: Stage) -> torch.Tensor:
         """Membranes (TTFS) entering ``stage`` given the thresholds already set for earlier stages."""
         _, _, rec = self._run_ttfs(x.double(), record=True)
         return rec[stage]
 
     def describe(self) -> dict:
         if self.coding == "rate":
-            return {s: {"theta": float(t)} for s, t in zip(self.stages, self.rate_theta)}
-        return {s: self.thresholds[s].describe() for s in self.stages}
+            return {s.name: {"theta": float(t)} for s, t in zip(self.stages, self.rate_theta)}
+        return {s.name: self.threshold(s).describe() for s in self.stages}

@@ -24,7 +24,8 @@ import math
 from dataclasses import dataclass
 from typing import Mapping
 
-from . import energy as _energy
+from snnfpga.errors import BadOption
+from snnfpga.metrics import energy as _energy
 
 __all__ = ["Device", "DEVICES", "estimate", "paper_energy", "activity_from_reference",
            "PAPER_CONSTANTS", "ACTIVITY_KEYS"]
@@ -130,7 +131,7 @@ DEVICES: dict[str, Device] = {
 }
 
 #: the SC-TTFS paper's normalised energy constants (E_i per spike, E_l per time step):
-#: TrueNorth (0.4, 0.6) and SpiNNaker (0.64, 0.36), from snnfpga.energy (the paper's figures,
+#: TrueNorth (0.4, 0.6) and SpiNNaker (0.64, 0.36), from snnfpga.metrics.energy (the paper's figures,
 #: taken there from Han & Roy, ECCV 2020)
 PAPER_CONSTANTS = dict(_energy.PLATFORMS)
 
@@ -148,7 +149,7 @@ def _device(device) -> Device:
                "ice40up5k": "ice40up5k", "arty-a7-35": "xc7a35t"}
     key = aliases.get(key, key)
     if key not in DEVICES:
-        raise ValueError(f"unknown power device {device!r}; known: {', '.join(sorted(DEVICES))}")
+        raise BadOption(f"unknown power device {device!r}; known: {', '.join(sorted(DEVICES))}")
     return DEVICES[key]
 
 

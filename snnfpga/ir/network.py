@@ -1,0 +1,167 @@
+"""The Network IR's data model: an integer spiking network as frozen dataclasses.
+
+Integer semantics are DESIGN.md §3 (and docs/); :mod:`snnfpga.reference` implements them.
+Validation lives in :mod:`.validate`, the file format in :mod:`.file`, width bounds in
+:mod:`.bounds`: this module imports none of them.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field, replace
+from typing import Any, Union
+
+import numpy as np
+
+from ..errors import BadFile
+
+__all__ = [
+    "FORMAT_VERSION", "CODINGS", "LAYER_KINDS", "WEIGHTED_KINDS", "INPUT_CODINGS", "MAX_ACC_BITS",
+    "IRError", "InputSpec", "RateNeuron", "TTFSNeuron", "Neuron", "Layer", "Network",
+    "signed_bits_for", "weighted_layers",
+]
+
+FORMAT_VERSION = 1
+CODINGS = ("rate", "ttfs", "sc-ttfs")
+LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "flatten")
+WEIGHTED_KINDS = ("dense", "conv2d")
+INPUT_CODINGS = ("direct", "spikes")
+#: The widest accumulator the reference and the RTL support (the reference uses exact float64).
+MAX_ACC_BITS = 52
+
+
+class IRError(BadFile, ValueError):
+    """A Network IR that is malformed; the message names the file, the field and the value."""
+
+    def __init__(self, where: str, field_name: str, problem: str):
+        self.where, self.field_name, self.problem = where, field_name, problem
+        super().__init__(f"{where}: field '{field_name}': {problem}")
+
+
+@dataclass(frozen=True)
+class RateNeuron:
+    """IF neuron, reset by subtraction: fires when ``v >= theta``; membranes start at ``v0``."""
+
+    theta: int
+    v0: int
+
+
+@dataclass(frozen=True)
+class TTFSNeuron:
+    """(SC-)TTFS neuron: encode LUT in membrane units, decode LUT in the next layer's input units.
+
+    ``cal``/``dec_cal`` are ``None`` for single-spike TTFS.
+    """
+
+    enc: tuple[int, ...]
+    dec_enc: tuple[int, ...]
+    cal: tuple[int, ...] | None = None
+    dec_cal: tuple[int, ...] | None = None
+
+    @property
+    def calibrated(self) -> bool:
+        return self.cal is not None
+
+
+Neuron = Union[RateNeuron, TTFSNeuron]
+
+
+@dataclass(frozen=True)
+class InputSpec:
+    """The frame: ``shape`` integers of ``bits`` bits; ``scale`` is the float value of one unit.
+
+    With ``input_coding == "spikes"`` the pixels are encoded by ``neuron`` (pixel units in,
+    first layer's input units out) exactly like a hidden layer's membranes.
+    """
+
+    shape: tuple[int, ...]
+    bits: int
+    signed: bool = False
+    input_coding: str = "direct"
+    scale: float = 1.0
+    neuron: Neuron | None = None
+
+    @property
+    def size(self) -> int:
+        return int(np.prod(self.shape))
+
+    @property
+    def value_range(self) -> tuple[int, int]:
+        if self.signed:
+            return -(1 << (self.bits - 1)), (1 << (self.bits - 1)) - 1
+        return 0, (1 << self.bits) - 1
+
+
+@dataclass(eq=False)
+class Layer:
+    """One layer. Weighted layers (dense, conv2d) carry weights and, except the last, a neuron.
+
+    ``avgpool2d`` is integer *sum* pooling (the 1/k² lives in the next weights) and ``flatten``
+    a reshape; neither has a neuron, both act on the decoded input values.
+    Dense weights are ``(out, in)``; conv2d weights ``(out_ch, in_ch, kh, kw)``. Shapes are
+    ``(features,)`` or ``(channels, height, width)``.
+    """
+
+    kind: str
+    in_shape: tuple[int, ...]
+    out_shape: tuple[int, ...]
+    weight: np.ndarray | None = None
+    bias: np.ndarray | None = None
+    weight_bits: int = 0
+    acc_bits: int = 0
+    neuron: Neuron | None = None
+    kernel: int = 0
+    stride: int = 1
+    padding: int = 0
+    #: float value of one membrane unit (weighted layers) so ``v_int * scale`` is the float membrane
+    scale: float = 1.0
+    #: float value of one unit of this layer's output (= next layer's input unit)
+    out_scale: float = 1.0
+
+    @property
+    def weighted(self) -> bool:
+        return self.kind in WEIGHTED_KINDS
+
+    @property
+    def n_out(self) -> int:
+        return int(np.prod(self.out_shape))
+
+    @property
+    def n_in(self) -> int:
+        return int(np.prod(self.in_shape))
+
+
+@dataclass(eq=False)
+class Network:
+    name: str
+    coding: str
+    timesteps: int
+    input: InputSpec
+    layers: list[Layer]
+    provenance: dict[str, Any] = field(default_factory=dict)
+    format_version: int = FORMAT_VERSION
+
+    @property
+    def output_layer(self) -> Layer:
+        return weighted_layers(self)[-1]
+
+    @property
+    def n_classes(self) -> int:
+        return self.output_layer.n_out
+
+    def with_layer(self, index: int, **changes: Any) -> "Network":
+        """A copy with one layer changed (used to build corrupted networks in tests)."""
+        layers = list(self.layers)
+        layers[index] = replace(layers[index], **changes)
+        return replace(self, layers=layers)
+
+
+def weighted_layers(net: Network) -> list[Layer]:
+    return [layer for layer in net.layers if layer.weighted]
+
+
+def signed_bits_for(lo: int, hi: int) -> int:
+    """Smallest two's complement width holding every integer in ``[lo, hi]``."""
+    bits = 1
+    while not (-(1 << (bits - 1)) <= lo and hi <= (1 << (bits - 1)) - 1):
+        bits += 1
+    return bits

@@ -1,0 +1,167 @@
+"""Every invariant the reference and the RTL rely on, checked with errors naming the field."""
+
+from __future__ import annotations
+
+import math
+from typing import Any
+
+import numpy as np
+
+from .bounds import layer_acc_bits
+from .network import (CODINGS, INPUT_CODINGS, MAX_ACC_BITS, IRError, Layer, Network, Neuron, RateNeuron,
+                      TTFSNeuron)
+
+__all__ = ["validate", "Reader"]
+
+
+class Reader:
+    """Typed access to a JSON document that fails with the file, the field and the value."""
+
+    def __init__(self, where: str):
+        self.where = where
+
+    def fail(self, field_name: str, problem: str) -> IRError:
+        return IRError(self.where, field_name, problem)
+
+    def get(self, d: Any, key: str, path: str, types: type | tuple[type, ...]) -> Any:
+        if not isinstance(d, dict) or key not in d:
+            raise self.fail(path, "is missing")
+        value = d[key]
+        if types is int and isinstance(value, bool) or not isinstance(value, types):
+            raise self.fail(path, f"must be {_type_name(types)}, not {value!r}")
+        return value
+
+    def int_list(self, d: Any, key: str, path: str) -> tuple[int, ...]:
+        value = self.get(d, key, path, list)
+        if not all(isinstance(x, int) and not isinstance(x, bool) for x in value):
+            raise self.fail(path, f"must be a list of integers, not {value!r}")
+        return tuple(value)
+
+
+def _type_name(types: type | tuple[type, ...]) -> str:
+    if isinstance(types, tuple):
+        return " or ".join(t.__name__ for t in types)
+    return types.__name__
+
+
+# --------------------------------------------------------------------------- validation
+
+def validate(net: Network, where: str = "<in memory>") -> None:
+    """Check every invariant the reference and the RTL rely on; raise :class:`IRError`."""
+    r = Reader(where)
+    if net.coding not in CODINGS:
+        raise r.fail("coding", f"must be one of {', '.join(CODINGS)}, not {net.coding!r}")
+    if not 1 <= net.timesteps <= 4096:
+        raise r.fail("timesteps", f"must be in 1..4096, not {net.timesteps!r}")
+    T = net.timesteps
+    inp = net.input
+    if not inp.shape or any(s <= 0 for s in inp.shape):
+        raise r.fail("input.shape", f"must be a non-empty list of positive sizes, not {list(inp.shape)!r}")
+    if not 1 <= inp.bits <= 16:
+        raise r.fail("input.bits", f"must be in 1..16, not {inp.bits!r}")
+    if inp.input_coding not in INPUT_CODINGS:
+        raise r.fail("input.input_coding", f"must be 'direct' or 'spikes', not {inp.input_coding!r}")
+    if inp.input_coding == "spikes":
+        _check_neuron(r, inp.neuron, net.coding, T, "input.neuron", required=True)
+    elif inp.neuron is not None:
+        raise r.fail("input.neuron", "must be absent when input_coding is 'direct'")
+    if not net.layers:
+        raise r.fail("layers", "must hold at least one layer")
+    wl = [i for i, layer in enumerate(net.layers) if layer.weighted]
+    if not wl:
+        raise r.fail("layers", "must hold at least one dense or conv2d layer")
+    shape = tuple(inp.shape)
+    for i, layer in enumerate(net.layers):
+        p = f"layers[{i}]"
+        if tuple(layer.in_shape) != shape:
+            raise r.fail(f"{p}.in_shape", f"must be {list(shape)} (the previous output), not {list(layer.in_shape)!r}")
+        expect_out = _out_shape(r, layer, p)
+        if tuple(layer.out_shape) != expect_out:
+            raise r.fail(f"{p}.out_shape", f"must be {list(expect_out)}, not {list(layer.out_shape)!r}")
+        shape = expect_out
+        if not layer.weighted:
+            continue
+        w, b = layer.weight, layer.bias
+        if layer.kind == "dense":
+            want_w = (layer.out_shape[0], layer.n_in)
+        else:
+            want_w = (layer.out_shape[0], layer.in_shape[0], layer.kernel, layer.kernel)
+        if w is None or tuple(w.shape) != want_w:
+            raise r.fail(f"{p}.weight", f"must have shape {list(want_w)}, not {None if w is None else list(w.shape)!r}")
+        if b is None or tuple(b.shape) != (layer.out_shape[0],):
+            raise r.fail(f"{p}.bias", f"must have shape {[layer.out_shape[0]]}, not {None if b is None else list(b.shape)!r}")
+        if not 2 <= layer.weight_bits <= 32:
+            raise r.fail(f"{p}.weight_bits", f"must be in 2..32, not {layer.weight_bits!r}")
+        lim = 1 << (layer.weight_bits - 1)
+        if w.size and (w.min() < -lim or w.max() > lim - 1):
+            bad = int(w.min()) if w.min() < -lim else int(w.max())
+            raise r.fail(f"{p}.weight", f"value {bad} does not fit weight_bits={layer.weight_bits} "
+                                        f"(range {-lim}..{lim - 1})")
+        is_last = i == wl[-1]
+        if is_last and layer.neuron is not None:
+            raise r.fail(f"{p}.neuron", "must be null on the output layer (it only accumulates)")
+        if not is_last:
+            _check_neuron(r, layer.neuron, net.coding, T, f"{p}.neuron", required=True)
+        if not 1 <= layer.acc_bits <= MAX_ACC_BITS:
+            raise r.fail(f"{p}.acc_bits", f"must be in 1..{MAX_ACC_BITS}, not {layer.acc_bits!r}")
+        need = layer_acc_bits(net, i)
+        if layer.acc_bits < need:
+            raise r.fail(f"{p}.acc_bits", f"is {layer.acc_bits} but the worst-case bound needs {need}")
+        if not (math.isfinite(layer.scale) and layer.scale > 0):
+            raise r.fail(f"{p}.scale", f"must be a positive finite number, not {layer.scale!r}")
+    if not isinstance(net.name, str) or not net.name:
+        raise r.fail("name", f"must be a non-empty string, not {net.name!r}")
+
+
+def _out_shape(r: Reader, layer: Layer, p: str) -> tuple[int, ...]:
+    ins = tuple(layer.in_shape)
+    if layer.kind == "flatten":
+        return (int(np.prod(ins)),)
+    if layer.kind == "dense":
+        if len(ins) != 1:
+            raise r.fail(f"{p}.in_shape", f"dense input must be flat, not {list(ins)!r}")
+        if len(layer.out_shape) != 1 or layer.out_shape[0] <= 0:
+            raise r.fail(f"{p}.out_shape", f"must be [features], not {list(layer.out_shape)!r}")
+        return tuple(layer.out_shape)
+    if len(ins) != 3:
+        raise r.fail(f"{p}.in_shape", f"{layer.kind} input must be [C, H, W], not {list(ins)!r}")
+    if layer.kernel <= 0 or layer.stride <= 0 or layer.padding < 0:
+        raise r.fail(f"{p}.kernel", f"kernel/stride must be positive and padding >= 0, not "
+                                    f"{layer.kernel}/{layer.stride}/{layer.padding}")
+    c, h, w = ins
+    ho = (h + 2 * layer.padding - layer.kernel) // layer.stride + 1
+    wo = (w + 2 * layer.padding - layer.kernel) // layer.stride + 1
+    if ho <= 0 or wo <= 0:
+        raise r.fail(f"{p}.kernel", f"kernel {layer.kernel} does not fit input {list(ins)}")
+    co = c if layer.kind == "avgpool2d" else (layer.out_shape[0] if layer.out_shape else 0)
+    return (co, ho, wo)
+
+
+def _check_neuron(r: Reader, neuron: Neuron | None, coding: str, T: int, p: str, required: bool) -> None:
+    if neuron is None:
+        if required:
+            raise r.fail(p, f"is missing (a {coding} layer that feeds another needs one)")
+        return
+    if coding == "rate":
+        if not isinstance(neuron, RateNeuron):
+            raise r.fail(f"{p}.type", "must be 'if' in a rate-coded network")
+        if neuron.theta <= 0:
+            raise r.fail(f"{p}.theta", f"must be positive, not {neuron.theta!r}")
+        return
+    if not isinstance(neuron, TTFSNeuron):
+        raise r.fail(f"{p}.type", f"must be '{coding}' in a {coding} network")
+    if coding == "sc-ttfs" and not neuron.calibrated:
+        raise r.fail(f"{p}.cal", "is missing (sc-ttfs needs cal and dec_cal)")
+    if coding == "ttfs" and neuron.calibrated:
+        raise r.fail(f"{p}.cal", "must be absent in a single-spike ttfs network")
+    luts = {"enc": neuron.enc, "dec_enc": neuron.dec_enc}
+    if neuron.calibrated:
+        luts.update(cal=neuron.cal, dec_cal=neuron.dec_cal)
+    for name, lut in luts.items():
+        if len(lut) != T:
+            raise r.fail(f"{p}.{name}", f"must have timesteps={T} entries, not {len(lut)}")
+        floor = 1 if name in ("enc", "cal") else 0
+        if any(x < floor for x in lut):
+            raise r.fail(f"{p}.{name}", f"entries must be >= {floor}, not {list(lut)!r}")
+        if any(a < b for a, b in zip(lut, lut[1:])):
+            raise r.fail(f"{p}.{name}", f"must be non-increasing in t, not {list(lut)!r}")
