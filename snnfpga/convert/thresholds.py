@@ -18,8 +18,39 @@ from .snn import INPUT_STAGE, FloatSNN, ttfs_decode, ttfs_encode
 
 __all__ = ["fit_ttfs_thresholds", "fit_rate_thresholds", "decode_error"]
 
-_MAX_SAMPLES = 16_000
+#: membrane samples per stage the grid search scores (a random subset beyond this): enough for
+#: the 99.9th percentile and the mean error to be stable, small enough that the (candidates ×
+#: samples × T) encode of one chunk stays a few MB.
+MAX_SAMPLES = 16_000
+#: percentile of the positive membranes taken as the activation scale ``top`` every grid is
+#: relative to (the maximum is an outlier; DESIGN §3: the best θ_e(0) sat well below it).
+TOP_PERCENTILE = 0.999
+#: θ_e(0) candidates: 20 points, geometric from 0.08·top to 1.5·top. Geometric because the error
+#: is flat in log θ; the range reaches far below ``top`` because the best θ_e(0) sits well below
+#: the 99.9th percentile (DESIGN §3), and a little above it for heavy-tailed stages.
+THETA0_GRID = (0.08, 1.5, 20)
+#: decay k candidates per step (θ(t) = θ(0)·e^(−k·t)): 16 points in [0, 3]; k = 3 already divides
+#: by 20 per step, so larger k only wastes later steps. T = 1 has no decay to fit.
+K_GRID = (0.0, 3.0, 16)
+#: θ_c(0)/θ_e(0) candidates for the calibration spike: 16 points, geometric from 1/20 to 1 (the
+#: calibration spike refines the residual, which is below θ_e(0) by construction).
+CAL_RATIO_GRID = (0.05, 1.0, 16)
+#: calibrated search: alternate the (θ_e, k_e) and (θ_c/θ_e, k_c) grids this many times. Each fit
+#: depends on the other; a second round lets the encode series adapt to the fitted calibration
+#: spike (coordinate descent; the grids are small, so this is cheap).
+CALIBRATED_ROUNDS = 2
+#: where the calibration grid starts before the first (θ_e, k_e) search: θ_c(0) = 1/4 θ_e(0) and
+#: k = 0.7 (about halving per step) are mid-grid guesses; both are re-fitted.
+START_CAL_RATIO, START_K = 0.25, 0.7
+#: candidate LUTs scored per batch in :func:`_best` (bounds memory, not results)
+CHUNK = 64
+#: power-of-two series: halve per step, θ_c(0)/θ_e(0) = 2^-m for m in 0..POW2_MAX_SHIFT
 LN2 = float(np.log(2.0))
+POW2_MAX_SHIFT = 7
+#: rate coding: λ candidates as percentiles of the ANN's positive activations (the "robust
+#: normalisation" of Rueckauer et al. 2017 uses 99.9–99.999; 99 and 100 bracket it), the one with
+#: the best calibration accuracy wins
+RATE_PERCENTILES = (99.0, 99.7, 99.9, 99.99, 100.0)
 
 
 def _series(theta0: torch.Tensor, k: torch.Tensor, T: int) -> torch.Tensor:
@@ -39,7 +70,7 @@ def decode_error(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None) -
     return ((val - v.clamp(min=0)[None]) ** 2).mean(1)
 
 
-def _best(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None, chunk: int = 64) -> int:
+def _best(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None, chunk: int = CHUNK) -> int:
     errs = []
     for i in range(0, enc.shape[0], chunk):
         errs.append(decode_error(v, enc[i:i + chunk], None if cal is None else cal[i:i + chunk]))
@@ -53,22 +84,22 @@ def fit_stage(v: torch.Tensor, T: int, calibrated: bool, pow2: bool = False) -> 
     power of two, so every decode LUT entry is a power of two: the hardware decodes by shifting.
     """
     v = v.flatten().double()
-    if v.numel() > _MAX_SAMPLES:
-        v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(0))[:_MAX_SAMPLES]]
+    if v.numel() > MAX_SAMPLES:
+        v = v[torch.randperm(v.numel(), generator=torch.Generator().manual_seed(0))[:MAX_SAMPLES]]
     pos = v[v > 0]
-    top = float(torch.quantile(pos, 0.999)) if pos.numel() else 1.0
+    top = float(torch.quantile(pos, TOP_PERCENTILE)) if pos.numel() else 1.0
     top = max(top, 1e-6)
-    e0_grid = torch.tensor(np.geomspace(0.08, 1.5, 20) * top)
-    k_grid = torch.tensor(np.linspace(0.0, 3.0, 16) if T > 1 else [0.0], dtype=torch.float64)
-    ratio_grid = torch.tensor(np.geomspace(0.05, 1.0, 16))
-    kc_grid = torch.tensor(np.linspace(0.0, 3.0, 16) if T > 1 else [0.0], dtype=torch.float64)
-    e0, ke = top * 0.5, 0.7
-    c0, kc = 0.25 * e0, 0.7
+    e0_grid = torch.tensor(np.geomspace(*THETA0_GRID) * top)
+    k_grid = torch.tensor(np.linspace(*K_GRID) if T > 1 else [0.0], dtype=torch.float64)
+    ratio_grid = torch.tensor(np.geomspace(*CAL_RATIO_GRID))
+    kc_grid = torch.tensor(np.linspace(*K_GRID) if T > 1 else [0.0], dtype=torch.float64)
+    e0, ke = top * 0.5, START_K  # e0/ke are overwritten by the first search; only c0/e0 and kc seed it
+    c0, kc = START_CAL_RATIO * e0, START_K
     if pow2:
         k_grid = kc_grid = torch.tensor([LN2], dtype=torch.float64)
-        ratio_grid = torch.tensor([2.0 ** -m for m in range(0, 8)], dtype=torch.float64)
+        ratio_grid = torch.tensor([2.0 ** -m for m in range(0, POW2_MAX_SHIFT + 1)], dtype=torch.float64)
         ke = kc = LN2
-    for _ in range(2 if calibrated else 1):
+    for _ in range(CALIBRATED_ROUNDS if calibrated else 1):
         E0, KE = torch.meshgrid(e0_grid, k_grid, indexing="ij")
         E0, KE = E0.flatten(), KE.flatten()
         enc = _series(E0, KE, T)
@@ -101,7 +132,7 @@ def fit_ttfs_thresholds(snn: FloatSNN, x: torch.Tensor, progress: bool = True) -
 
 @torch.no_grad()
 def fit_rate_thresholds(snn: FloatSNN, x: torch.Tensor, y: torch.Tensor,
-                        percentiles: tuple[float, ...] = (99.0, 99.7, 99.9, 99.99, 100.0)) -> float:
+                        percentiles: tuple[float, ...] = RATE_PERCENTILES) -> float:
     """λ per stage = a percentile of the ANN's activations; picks the percentile by accuracy on (x, y)."""
     acts = _ann_activations(snn, x.double())
     best, best_acc = percentiles[0], -1.0
