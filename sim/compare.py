@@ -17,19 +17,9 @@ from typing import Any
 import numpy as np
 
 from snnfpga import reference
-from snnfpga.ir import Network
+from snnfpga.ir import Network, Stage
 
-__all__ = ["Comparison", "compare", "stage_name", "stage_key", "observations_from_reference",
-           "sort_events"]
-
-
-def stage_name(key: int) -> str:
-    """Name of a reference stage key in observations and taps: ``"in"`` or the layer index."""
-    return "in" if key == reference.INPUT else str(key)
-
-
-def stage_key(name: str) -> int:
-    return reference.INPUT if name == "in" else int(name)
+__all__ = ["Comparison", "compare", "observations_from_reference", "sort_events"]
 
 
 def sort_events(events) -> list[tuple[int, int, int]]:
@@ -44,8 +34,8 @@ def _fmt(e: tuple[int, int, int] | None) -> str:
     return f"(neuron {e[0]}, t {e[1]}, {kind})"
 
 
-def _stage_label(name: str) -> str:
-    return "stage in (input encoder)" if name == "in" else f"stage {name} (layer {name})"
+def _stage_label(stage: Stage) -> str:
+    return "stage in (input encoder)" if stage.is_input else f"stage {stage.name} (layer {stage.name})"
 
 
 def _event_diff(got: list, want: list) -> str:
@@ -92,7 +82,8 @@ def compare(net: Network, frames: np.ndarray, obs: dict, ref: reference.Result |
     sent = [int(i) for i in obs.get("sent", range(len(frames)))]
     results = obs.get("frames", [])
     stages = obs.get("stages", {})
-    ref_names = [stage_name(k) for k in sorted(ref.spikes, key=lambda k: (k != reference.INPUT, k))]
+    # observations name stages as the taps do (Stage.name); compare by Stage
+    ref_names = [Stage(k).name for k in sorted(ref.spikes)]
     error = obs.get("error")
     per_frame: list[str | None] = []
     classes: list[int | None] = []
@@ -113,13 +104,13 @@ def compare(net: Network, frames: np.ndarray, obs: dict, ref: reference.Result |
                 break
             per = stages.get(name, [])
             if j >= len(per):
-                why = (f"{prefix}, {_stage_label(name)}: no done pulse for this frame"
+                why = (f"{prefix}, {_stage_label(Stage(name))}: no done pulse for this frame"
                        + (f" ({error})" if error else ""))
                 break
             got = sort_events(per[j])
-            want = ref.spikes[stage_key(name)].events(img)
+            want = ref.spikes[Stage(name)].events(img)
             if got != want:
-                why = f"{prefix}, {_stage_label(name)}: {_event_diff(got, want)}"
+                why = f"{prefix}, {_stage_label(Stage(name))}: {_event_diff(got, want)}"
         m = rec.get("membranes")
         cls = rec.get("cls")
         classes.append(None if cls is None else int(cls))
@@ -155,7 +146,7 @@ def observations_from_reference(net: Network, frames: np.ndarray, ref: reference
     if ref is None:
         ref = reference.simulate(net, frames)
     n = len(ref.classes)
-    stages = {stage_name(k): [[list(e) for e in s.events(i)] for i in range(n)] for k, s in ref.spikes.items()}
+    stages = {Stage(k).name: [[list(e) for e in s.events(i)] for i in range(n)] for k, s in ref.spikes.items()}
     recs = [{"image": i, "membranes": [int(x) for x in ref.output[i]], "cls": int(ref.classes[i]),
              "beats": int(ref.output.shape[1])} for i in range(n)]
     return {"sent": list(range(n)), "frames": recs, "stages": stages, "error": None,

@@ -11,6 +11,7 @@ and the point is where *snnfpga* comes from, which the test asserts.
 from __future__ import annotations
 
 import os
+import shutil
 import subprocess
 import sys
 import sysconfig
@@ -40,8 +41,14 @@ def installed(tmp_path_factory) -> tuple[Path, dict]:
     """A fresh venv outside the checkout with the freshly built wheel installed; (python, env)."""
     tmp = tmp_path_factory.mktemp("wheel")
     env = {k: v for k, v in os.environ.items() if k not in ("PYTHONPATH", "PYTHONHOME", "VIRTUAL_ENV")}
+    src = tmp / "src"  # setuptools builds in the source tree: build a copy, leave the checkout clean
+    src.mkdir()
+    for name in ("pyproject.toml", "README.md"):
+        shutil.copy2(ROOT / name, src / name)
+    for pkg in ("snnfpga", "rtl_gen", "sim", "boards"):
+        shutil.copytree(ROOT / pkg, src / pkg, ignore=shutil.ignore_patterns("__pycache__"))
     r = _run([sys.executable, "-m", "pip", "wheel", "-q", "--no-deps", "--no-build-isolation",
-              "-w", str(tmp / "dist"), str(ROOT)], tmp, env)
+              "-w", str(tmp / "dist"), str(src)], tmp, env)
     assert r.returncode == 0, r.stderr
     wheels = list((tmp / "dist").glob("snnfpga-*.whl"))
     assert len(wheels) == 1, wheels
