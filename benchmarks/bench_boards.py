@@ -17,8 +17,9 @@ import json
 import time
 from pathlib import Path
 
+from snnfpga import reference
 from snnfpga.boards.build import build
-from snnfpga.boards.cli import _dataset_frames, performance
+from snnfpga.boards.performance import dataset_frames, performance
 from snnfpga.boards.registry import BoardError, get_board
 from snnfpga.ir import load
 
@@ -41,10 +42,11 @@ def main(argv=None) -> int:
     for ir in irs:
         net = load(ir)
         try:
-            got = _dataset_frames(net, args.images)
+            got = dataset_frames(net, args.images)
         except Exception:
             got = None
         frames = got[0] if got else None
+        ref = reference.simulate(net, frames) if frames is not None and len(frames) else None  # once per IR
         for name in args.boards:
             board = get_board(name)
             t0 = time.monotonic()
@@ -55,18 +57,18 @@ def main(argv=None) -> int:
                 rows.append({"ir": ir, "board": name, "error": str(e)})
                 continue
             r["power_device"] = board.power_device
-            perf = performance(net, r, lanes=args.lanes, frames=frames)
+            perf = performance(net, r, lanes=args.lanes, frames=frames, ref=ref)
             wall = time.monotonic() - t0
             res = r["resources"] or {}
             util = " ".join(f"{k} {v['used']}/{v['available']} ({v['percent']:.1f}%)" for k, v in res.items())
-            p = perf["power"]
+            p = perf.power
             print(f"{Path(ir).parent.name}/{net.name:12s} {name:11s} build {wall:6.1f} s  fmax {r['fmax_mhz']} MHz  {util}  "
-                  f"interval {perf['frame_interval_cycles']} cyc (lower bound)  fps {perf['fps']:.0f}  "
+                  f"interval {perf.frame_interval_cycles} cyc (lower bound)  fps {perf.fps:.0f}  "
                   + (f"P {1e3 * p['total_w']:.2f} mW  {p['fps_per_w']:.0f} frames/W" if p else ""))
             rows.append({"ir": ir, "board": name, "build_wall_s": wall, **{k: r[k] for k in
                          ("fmax_mhz", "resources", "memory_estimate", "bitstream", "notes")},
-                         "performance": {k: perf[k] for k in ("fps", "fps_uart", "frame_interval_cycles",
-                                                              "power", "power_uart")}})
+                         "performance": {k: getattr(perf, k) for k in ("fps", "fps_uart", "frame_interval_cycles",
+                                                                       "power", "power_uart")}})
     if args.json:
         Path(args.json).write_text(json.dumps(rows, indent=1, default=str) + "\n")
     return 0

@@ -4,7 +4,8 @@ For each IR × simulator × lanes: simulate the generated Verilog with cocotb on
 images of the IR's data set, compare every spike event and output membrane with the integer
 reference, and print mismatching images, RTL vs integer accuracy, cycles per frame (latency),
 the frame interval (frames back to back), the event lower bound ceil(synaptic events / lanes)
-with the ratios, and images per second (baseline: the integer reference in the same process).
+with the ratios, and images per second (baseline: the integer reference in the same process,
+whose result the comparison reuses).
 
     .venv/bin/python benchmarks/bench_rtl.py runs/digits/sc-ttfs.snn.json --simulators verilator icarus
     .venv/bin/python benchmarks/bench_rtl.py runs/mnist10k/sc-ttfs.snn.json --images 2000 --lanes 1 4 16
@@ -54,21 +55,22 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{Path(path).parent.name}/{net.coding} T={net.timesteps}"
         for simulator in args.simulators:
             for lanes in args.lanes:
-                r = sim.simulate(net, frames, simulator=simulator, lanes=lanes)
-                rtl_acc = float((np.asarray(r["rtl_classes"]) == labels).mean())
-                cpf = r["cycles_per_frame"]["mean"]
-                interval = r["frame_interval_cycles"]
-                bound = r["event_bound_cycles"]
-                ibound = r.get("interval_bound_cycles")
-                failures += r["mismatching_images"] > 0 or rtl_acc != int_acc
-                print(f"{label:28} {simulator:9} {lanes:>5} {r['images']:>6} {r['mismatching_images']:>5} "
+                r = sim.simulate(net, frames, simulator=simulator, lanes=lanes, ref=ref)
+                rtl_acc = float((np.asarray(r.rtl_classes) == labels).mean())
+                cpf = r.cycles_per_frame["mean"]
+                interval = r.frame_interval_cycles
+                bound = r.event_bound_cycles
+                ibound = r.interval_bound_cycles
+                failures += r.mismatching_images > 0 or rtl_acc != int_acc
+                print(f"{label:28} {simulator:9} {lanes:>5} {r.images:>6} {r.mismatching_images:>5} "
                       f"{100 * rtl_acc:>7.2f}% {100 * int_acc:>7.2f}% {cpf:>9.0f} {interval or float('nan'):>8.0f} "
                       f"{bound:>7.0f} {cpf / bound:>7.2f} {(interval or float('nan')) / (ibound or bound):>7.2f} "
-                      f"{r['images_per_second']:>7.1f} {ref_ips:>9.0f}", flush=True)
-                if r.get("first_mismatch"):
-                    print(f"    first mismatch: {r['first_mismatch']}")
+                      f"{r.images_per_second:>7.1f} {ref_ips:>9.0f}", flush=True)
+                if r.first_mismatch:
+                    print(f"    first mismatch: {r.first_mismatch}")
                 rows.append({"ir": path, "simulator": simulator, "lanes": lanes, "rtl_accuracy": rtl_acc,
-                             "int_accuracy": int_acc, **{k: v for k, v in r.items() if k not in ("rtl_classes", "reference_classes")}})
+                             "int_accuracy": int_acc, **{k: v for k, v in r.to_json().items()
+                                                         if k not in ("rtl_classes", "reference_classes")}})
     print("lat/bnd: cycles per frame / ceil(all synaptic events / lanes); "
           "int/bnd: frame interval / the busiest layer's ceil(synaptic events / lanes)")
     if args.json:

@@ -20,7 +20,7 @@ from .fit import check_fit
 from .registry import Board, BuildFailed, get_board
 from .uart_top import DEFAULT_BAUD, BoardTop
 
-__all__ = ["build", "toolchain_env", "parse_nextpnr_report", "BUILD_NAME"]
+__all__ = ["build", "toolchain_env", "parse_nextpnr_report", "yosys_block_rams", "BUILD_NAME"]
 
 BUILD_NAME = "snn_board"
 
@@ -33,6 +33,10 @@ _BELS = {
 }
 #: yosys cell types that are flip-flops (used where nextpnr has no separate FF bel: iCE40)
 _FF_CELL = re.compile(r"^(\$_.*DFF.*|SB_DFF\w*|TRELLIS_FF)$")
+#: yosys cell type of one block RAM, per family
+_BRAM_CELL = {"ice40": "SB_RAM40_4K", "ecp5": "DP16KD"}
+#: yosys names the blocks of a memory ``<memory path>.<row>.<column>``
+_BRAM_NAME = re.compile(r"^(?P<path>.+)\.\d+\.\d+$")
 
 
 def toolchain_env(base: dict | None = None) -> dict:
@@ -87,6 +91,21 @@ def _count_ffs(stat_path: Path) -> int | None:
     design = stat.get("design") or {}
     cells = design.get("num_cells_by_type") or {}
     return sum(int(n) for cell, n in cells.items() if _FF_CELL.match(cell))
+
+
+def yosys_block_rams(netlist: dict, family: str) -> dict[str, int]:
+    """Block RAMs per memory in a yosys JSON netlist (``write_json``, the ``<name>.json`` of a
+    build): ``{memory path in the top: blocks}``, e.g. ``{"uart_top.core.layer0.weights": 2}``;
+    a block whose name does not follow yosys' ``<path>.<row>.<column>`` counts under its own name."""
+    cell = _BRAM_CELL.get(family)
+    out: dict[str, int] = {}
+    for module in (netlist.get("modules") or {}).values():
+        for name, c in (module.get("cells") or {}).items():
+            if c.get("type") == cell:
+                m = _BRAM_NAME.match(name)
+                path = m["path"] if m else name
+                out[path] = out.get(path, 0) + 1
+    return out
 
 
 def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: int = DEFAULT_BAUD,

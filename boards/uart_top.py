@@ -19,9 +19,38 @@ from amaranth.lib.wiring import In, Out
 from .protocol import SYNC, Protocol
 from .uart import UARTRx, UARTTx, divisor_for
 
-__all__ = ["UARTTop", "BoardTop", "DEFAULT_BAUD"]
+__all__ = ["UARTTop", "BoardTop", "DEFAULT_BAUD", "request_fifo_depth", "request_fifo_memory",
+           "CORE_NAME", "REQUEST_FIFO_NAME", "UART_TOP_NAME"]
 
 DEFAULT_BAUD = 115200
+#: submodule names: the network core and the request FIFO in :class:`UARTTop` (the FIFO's
+#: memory is ``fifo.storage``), the UART top in :class:`BoardTop`
+CORE_NAME = "core"
+REQUEST_FIFO_NAME = "fifo"
+UART_TOP_NAME = "uart_top"
+#: smallest request FIFO, bytes
+MIN_REQUEST_FIFO = 16
+
+
+def request_fifo_depth(protocol: Protocol) -> int:
+    """Depth of :class:`UARTTop`'s request FIFO by default: one whole request
+    (:attr:`Protocol.request_bytes`), at least :data:`MIN_REQUEST_FIFO` bytes.
+
+    The FIFO is a :class:`~amaranth.lib.fifo.SyncFIFOBuffered`: its memory holds
+    ``depth - 1`` bytes, the last one waits in its output register.
+    """
+    return max(MIN_REQUEST_FIFO, protocol.request_bytes)
+
+
+def request_fifo_memory(net, fifo_depth: int | None = None):
+    """The request FIFO's memory as a :class:`snnfpga.rtl_gen.MemoryDescription` (path in
+    :class:`UARTTop`): ``fifo_depth - 1`` bytes (:func:`request_fifo_depth` by default), as
+    :class:`~amaranth.lib.fifo.SyncFIFOBuffered` keeps the last byte in its output register."""
+    from snnfpga.rtl_gen import MemoryDescription
+
+    depth = request_fifo_depth(Protocol.for_network(net)) if fifo_depth is None else fifo_depth
+    return MemoryDescription(path=f"{REQUEST_FIFO_NAME}.storage", stage="uart", role="frames",
+                             depth=depth - 1, width=8, initialised=False)
 
 
 def _result_fields(core):
@@ -95,7 +124,7 @@ class UARTTop(wiring.Component):
                              f"{self.protocol.out_acc_bits}, not {self._fields['membrane']!r}")
         self._divisor = divisor
         if fifo_depth is None:
-            fifo_depth = max(16, self.protocol.request_bytes)
+            fifo_depth = request_fifo_depth(self.protocol)
         if not isinstance(fifo_depth, int) or fifo_depth < 2:
             raise TypeError(f"fifo_depth must be an integer >= 2, not {fifo_depth!r}")
         self._fifo_depth = fifo_depth
@@ -104,13 +133,19 @@ class UARTTop(wiring.Component):
         if not isinstance(divisor, int) or divisor < 4:
             raise TypeError(f"divisor must be an integer >= 4, not {divisor!r}")
 
+    @property
+    def fifo_depth(self) -> int:
+        """Depth of the request FIFO, bytes."""
+        return self._fifo_depth
+
     def elaborate(self, platform):
         m = Module()
         p = self.protocol
-        m.submodules.core = core = self.core
+        m.submodules[CORE_NAME] = core = self.core
         m.submodules.uart_rx = urx = UARTRx(divisor=self._divisor)
         m.submodules.uart_tx = utx = UARTTx(divisor=self._divisor)
-        m.submodules.fifo = fifo = SyncFIFOBuffered(width=8, depth=self._fifo_depth)
+        fifo = SyncFIFOBuffered(width=8, depth=self._fifo_depth)
+        m.submodules[REQUEST_FIFO_NAME] = fifo
         m.d.comb += [urx.rx.eq(self.rx), self.tx.eq(utx.tx)]
 
         # ---- receive: UART → FIFO (a UART cannot wait: full FIFO = lost byte = error)
@@ -225,7 +260,7 @@ class BoardTop(Elaboratable):
                 break
         self.uart_top = top = UARTTop(self.net, divisor=divisor, lanes=self.lanes, core=self.core,
                                       led_width=max(1, len(leds)))
-        m.submodules.uart_top = top
+        m.submodules[UART_TOP_NAME] = top
 
         uart = platform.request("uart", 0, dir="-")
         m.submodules.rx_buf = rx_buf = io.Buffer("i", uart.rx)

@@ -16,7 +16,9 @@ Architecture (DESIGN.md §4; ports and summary JSON pinned by docs/hardware.md):
   frame f (step t): the frame interval is the busiest layer's ``events × ceil(n_out/lanes)``.
 - :class:`NetworkTop` chains the stages and adds the counters and per-stage taps;
   :func:`generate` writes the Verilog and the summary JSON; :mod:`.pysim` runs the top in
-  Amaranth's simulator.
+  Amaranth's simulator; :func:`describe` returns a :class:`HardwareDescription` of the top
+  (every memory, the multipliers, the widths) read from the cores that build it, from which the
+  summary JSON, ``boards.fit`` and ``boards.power`` take their figures.
 
 Imports amaranth (not torch, not cocotb).
 """
@@ -25,9 +27,13 @@ from __future__ import annotations
 
 from typing import TYPE_CHECKING
 
-__all__ = ["NetworkTop", "generate", "summary"]
+__all__ = ["NetworkTop", "generate", "summary", "describe", "HardwareDescription", "LayerDescription",
+           "MemoryDescription"]
+
+_DESCRIPTION = ("describe", "HardwareDescription", "LayerDescription", "MemoryDescription")
 
 if TYPE_CHECKING:
+    from .description import HardwareDescription, LayerDescription, MemoryDescription, describe
     from .emit import generate, summary
     from .top import NetworkTop
 
@@ -37,6 +43,9 @@ def __getattr__(name: str):
     if name in ("generate", "summary"):
         from . import emit
         return getattr(emit, name)
+    if name in _DESCRIPTION:
+        from . import description
+        return getattr(description, name)
     if name == "NetworkTop":
         from .top import NetworkTop
         return NetworkTop

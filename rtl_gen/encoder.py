@@ -1,3 +1,5 @@
+# amaranth: UnusedElaboratable=no
+# (the memories and sub-components made in __init__ are used exactly when their owner is)
 """Input encoders (``input_coding == "spikes"``): pixels in, the ``in`` stage's events out.
 
 (SC-)TTFS: each pixel is encoded as it arrives, exactly like a membrane (``ttfs_encode``).
@@ -12,6 +14,7 @@ from amaranth.hdl import Module, Mux, Signal, signed
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
+from amaranth.utils import bits_for
 
 from snnfpga.ir import Network, RateNeuron, TTFSNeuron
 
@@ -23,6 +26,19 @@ __all__ = ["InputEncoder"]
 
 class InputEncoder(wiring.Component):
     """Encodes pixels into spike events of stage ``in``.
+
+    Parameters
+    ----------
+    net : Network
+        Its ``input`` (``input_coding == "spikes"``) and ``timesteps``.
+
+    Attributes
+    ----------
+    frame, membranes : :class:`~amaranth.lib.memory.Memory` or None
+        Rate coding: submodules ``frame`` (two banks of ``input.size`` pixels) and
+        ``membranes`` (one IF membrane per pixel); None for (SC-)TTFS.
+    memories : tuple of ``(path, role, Memory)``
+        Every memory inside this encoder.
 
     Members
     -------
@@ -40,12 +56,29 @@ class InputEncoder(wiring.Component):
         self.T = net.timesteps
         self.tb = time_bits(self.T)
         self.pshape = pixel_shape(net.input.bits, net.input.signed)
+        self.frame = self.membranes = None
+        neuron = net.input.neuron
+        if isinstance(neuron, RateNeuron):
+            self.frame = Memory(shape=self.pshape, depth=2 * self.n, init=[])
+            self._frame_wp = self.frame.write_port()
+            self._frame_rp = self.frame.read_port()
+            self.vbits = (max(net.input.bits, bits_for(neuron.theta), bits_for(abs(neuron.v0)))
+                          + bits_for(self.T) + 2)
+            self.membranes = Memory(shape=signed(self.vbits), depth=self.n, init=[])
+            self._membranes_wp = self.membranes.write_port()
+            self._membranes_rp = self.membranes.read_port()
         super().__init__({"pixels": In(stream.Signature(self.pshape)),
                           "o_events": Out(event_signature(index_bits(self.n), self.tb))})
 
+    @property
+    def memories(self) -> tuple[tuple[str, str, Memory], ...]:
+        if self.frame is None:
+            return ()
+        return (("frame", "frames", self.frame), ("membranes", "membranes", self.membranes))
+
     def elaborate(self, platform) -> Module:
         m = Module()
-        if isinstance(self.net.input.neuron, TTFSNeuron):
+        if self.frame is None:
             self._ttfs(m, self.net.input.neuron)
         else:
             self._rate(m, self.net.input.neuron)
@@ -73,18 +106,12 @@ class InputEncoder(wiring.Component):
                 m.d.sync += end.eq(0)
 
     def _rate(self, m: Module, neuron: RateNeuron) -> None:
-        n, T, bits = self.n, self.T, self.net.input.bits
+        n, T, vbits = self.n, self.T, self.vbits
         o, p = self.o_events, self.pixels
-        frame = Memory(shape=self.pshape, depth=2 * n, init=[])
-        m.submodules.frame = frame
-        f_wp = frame.write_port()
-        f_rp = frame.read_port()
-        vbits = (max(bits, neuron.theta.bit_length(), abs(neuron.v0).bit_length())
-                 + T.bit_length() + 2)
-        vmem = Memory(shape=signed(vbits), depth=n, init=[])
-        m.submodules.membrane = vmem
-        v_wp = vmem.write_port()
-        v_rp = vmem.read_port()
+        m.submodules.frame = self.frame
+        m.submodules.membranes = self.membranes
+        f_wp, f_rp = self._frame_wp, self._frame_rp
+        v_wp, v_rp = self._membranes_wp, self._membranes_rp
         # writer: fills bank wbank, then hands it to the reader
         wbank = Signal()
         wi = Signal(range(n))

@@ -10,6 +10,7 @@ from __future__ import annotations
 
 from amaranth.hdl import signed, unsigned
 from amaranth.lib import data, stream
+from amaranth.utils import ceil_log2
 
 __all__ = ["index_bits", "time_bits", "EventLayout", "ResultLayout", "event_signature",
            "result_signature", "pixel_shape"]
@@ -19,10 +20,11 @@ def index_bits(n: int) -> int:
     """Bits of an index into ``n`` items (at least 1, so that ports never vanish)."""
     if not isinstance(n, int) or n <= 0:
         raise ValueError(f"n must be a positive integer, not {n!r}")
-    return max(1, (n - 1).bit_length())
+    return max(1, ceil_log2(n))
 
 
 def time_bits(timesteps: int) -> int:
+    """Bits of a time step ``t < timesteps``."""
     return index_bits(timesteps)
 
 

@@ -14,32 +14,46 @@ result beats in the last step's pass.
 from __future__ import annotations
 
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Signal, signed
+from amaranth.lib.memory import Memory
 
 from snnfpga.ir import RateNeuron
 
-from .layer_common import DenseLayerBase, EncodeSide, emit_result, lane
+from .layer_common import DenseLayerBase, emit_result, lane
 from .luts import TTFSEncode, const_mul, event_buffer
 
 __all__ = ["RateDenseLayer"]
 
 
 class RateDenseLayer(DenseLayerBase):
-    """A dense rate (IF) layer; see :class:`.layer_common.DenseLayerBase` for the members."""
+    """A dense rate (IF) layer; see :class:`.layer_common.DenseLayerBase` for the members.
 
-    def elaborate_encode(self, m: Module, enc: EncodeSide) -> None:
+    Attributes
+    ----------
+    membranes : :class:`~amaranth.lib.memory.Memory`
+        Submodule ``membranes``: the IF membranes ``V`` (``groups`` words, single-banked).
+    """
+
+    def __init__(self, net, index: int, *, lanes: int = 1):
+        super().__init__(net, index, lanes=lanes)
+        self.membranes = self.word_memory(None, self.ab, self.groups)
+        self._membranes_rp = self.membranes.read_port()
+        self._membranes_wp = self.membranes.write_port()
+
+    @property
+    def memories(self) -> tuple[tuple[str, str, Memory], ...]:
+        return (*super().memories, ("membranes", "membranes", self.membranes))
+
+    def elaborate_encode(self, m: Module, bank, *, start, busy) -> None:
         L, G, T, ab = self.lanes, self.groups, self.T, self.ab
         neuron = self.layer.neuron
         v0 = neuron.v0 if isinstance(neuron, RateNeuron) else 0
-        bmem = self.word_memory(m, "bias", self.lane_rows([int(b) for b in self.layer.bias]), ab, G)
-        b_rp = bmem.read_port()
-        vmem = self.word_memory(m, "membrane", None, ab, G)
-        v_rp = vmem.read_port()
-        v_wp = vmem.write_port()
+        m.submodules.membranes = self.membranes
+        b_rp, v_rp, v_wp = self._bias_rp, self._membranes_rp, self._membranes_wp
         v = [Signal(signed(ab), name=f"v{k}") for k in range(L)]
         g = Signal(range(G))
         t = Signal(range(T))
         ln = Signal(range(L))
-        m.d.comb += [enc.r_addr.eq(g), b_rp.addr.eq(g), v_rp.addr.eq(g),
+        m.d.comb += [bank.r_addr.eq(g), b_rp.addr.eq(g), v_rp.addr.eq(g),
                      v_wp.addr.eq(g), v_wp.data.eq(Cat(*v))]
         vsel = Signal(signed(ab))
         m.d.comb += vsel.eq(Array(v)[ln])
@@ -55,10 +69,10 @@ class RateDenseLayer(DenseLayerBase):
                 with m.If(~last_step):
                     m.next = "ACC0"
                 with m.Else():
-                    m.d.sync += enc.busy.eq(0)
+                    m.d.sync += busy.eq(0)
                     m.next = "IDLE"
             else:
-                m.d.sync += enc.busy.eq(0)
+                m.d.sync += busy.eq(0)
                 m.next = "IDLE"
 
         def next_group():
@@ -79,16 +93,16 @@ class RateDenseLayer(DenseLayerBase):
 
         with m.FSM(name="encode"):
             with m.State("IDLE"):
-                with m.If(enc.start):
-                    m.d.sync += [enc.busy.eq(1), g.eq(0)]
+                with m.If(start):
+                    m.d.sync += [busy.eq(1), g.eq(0)]
                     m.next = "ACC0"
             with m.State("ACC0"):          # reads of group g are issued
                 m.next = "ACC1"
             with m.State("ACC1"):          # ... and their data is here
-                m.d.comb += [enc.w_addr.eq(g), enc.w_data.eq(0), enc.w_en.eq(clear)]
+                m.d.comb += [bank.w_addr.eq(g), bank.w_data.eq(0), bank.w_en.eq(clear)]
                 for k in range(L):
                     old = Mux(t == 0, v0, lane(v_rp.data, k, ab))
-                    m.d.sync += v[k].eq(old + lane(b_rp.data, k, ab) + lane(enc.r_data, k, ab))
+                    m.d.sync += v[k].eq(old + lane(b_rp.data, k, ab) + lane(bank.r_data, k, ab))
                 m.d.sync += ln.eq(0)
                 if self.is_output:
                     with m.If(last_step):

@@ -17,19 +17,42 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 
-from .layer_common import DenseLayerBase, EncodeSide, emit_result, lane, power_of_two_shifts
+from .layer_common import DenseLayerBase, emit_result, lane, power_of_two_shifts
 from .luts import const_mul, event_buffer, rom, ttfs_calibrate, ttfs_fire
 
 __all__ = ["TTFSDenseLayer"]
 
 
 class TTFSDenseLayer(DenseLayerBase):
-    """A dense (SC-)TTFS layer; see :class:`.layer_common.DenseLayerBase` for the members."""
+    """A dense (SC-)TTFS layer; see :class:`.layer_common.DenseLayerBase` for the members.
 
-    def elaborate_encode(self, m: Module, enc: EncodeSide) -> None:
-        L, G, S, T, ab, tb = self.lanes, self.groups, self.slots, self.T, self.ab, self.tb
-        bmem = self.word_memory(m, "bias", self.lane_rows([int(b) for b in self.layer.bias]), ab, G)
-        b_rp = bmem.read_port()
+    Attributes
+    ----------
+    decs : list of int or None
+        The ``dec`` LUT entry of every partial-sum slot (``dec_enc``, then ``dec_cal`` for a
+        calibrated source); None for a direct-input layer (nothing to scale).
+    shifts : list of (int or None) or None
+        ``log2`` of every entry of ``decs`` when each is 0 or a power of two (scaled by shifts),
+        else None (scaled by one multiplier per lane).
+    """
+
+    def __init__(self, net, index: int, *, lanes: int = 1):
+        super().__init__(net, index, lanes=lanes)
+        if self.direct:
+            self.decs = self.shifts = None
+        else:
+            self.decs = list(self.src.dec_enc) + (list(self.src.dec_cal) if self.slots > self.T else [])
+            self.shifts = power_of_two_shifts(self.decs)
+
+    @property
+    def multipliers(self) -> int:
+        """The decode side's, plus one per lane for the ``dec`` scaling unless it is shifts."""
+        scaling = self.decs is not None and self.shifts is None
+        return super().multipliers + (self.lanes if scaling else 0)
+
+    def elaborate_encode(self, m: Module, bank, *, start, busy) -> None:
+        L, G, S, ab, tb = self.lanes, self.groups, self.slots, self.ab, self.tb
+        b_rp = self._bias_rp
         v = [Signal(signed(ab), name=f"v{k}") for k in range(L)]
         g = Signal(range(G))
         # accumulate pipeline: issue (iss) -> data (rd) -> registered word (pd) -> product (pr)
@@ -38,13 +61,9 @@ class TTFSDenseLayer(DenseLayerBase):
         rd_slot, pd_slot, pr_slot = Signal(range(S)), Signal(range(S)), Signal(range(S))
         pd = [Signal(signed(ab), name=f"pd{k}") for k in range(L)]
         prod = [Signal(signed(ab), name=f"prod{k}") for k in range(L)]
-        m.d.comb += [enc.r_addr.eq(const_mul(iss, G) + g), b_rp.addr.eq(g)]
-        dec = shifts = None
-        if not self.direct:
-            src = self.src
-            decs = list(src.dec_enc) + (list(src.dec_cal) if S > T else [])
-            shifts = power_of_two_shifts(decs)
-            dec = rom(decs) if shifts is None else None
+        m.d.comb += [bank.r_addr.eq(const_mul(iss, G) + g), b_rp.addr.eq(g)]
+        shifts = self.shifts
+        dec = rom(self.decs) if self.decs is not None and shifts is None else None
         base_j = Signal(range(G * L))          # = g * L
 
         def start_group():
@@ -55,7 +74,7 @@ class TTFSDenseLayer(DenseLayerBase):
             with m.If(g == G - 1):
                 m.d.sync += [g.eq(0), base_j.eq(0)]
                 if self.is_output:
-                    m.d.sync += enc.busy.eq(0)
+                    m.d.sync += busy.eq(0)
                     m.next = "IDLE"
                 else:
                     m.next = "END"
@@ -72,8 +91,8 @@ class TTFSDenseLayer(DenseLayerBase):
 
         with m.FSM(name="encode"):
             with m.State("IDLE"):
-                with m.If(enc.start):
-                    m.d.sync += [enc.busy.eq(1), g.eq(0), base_j.eq(0)]
+                with m.If(start):
+                    m.d.sync += [busy.eq(1), g.eq(0), base_j.eq(0)]
                     start_group()
             with m.State("ACC"):
                 with m.If(iss < S):
@@ -83,10 +102,10 @@ class TTFSDenseLayer(DenseLayerBase):
                 m.d.sync += [pd_valid.eq(rd_valid), pd_slot.eq(rd_slot),
                              pr_valid.eq(pd_valid), pr_slot.eq(pd_slot)]
                 with m.If(rd_valid):
-                    m.d.comb += [enc.w_addr.eq(const_mul(rd_slot, G) + g), enc.w_data.eq(0),
-                                 enc.w_en.eq(1)]
+                    m.d.comb += [bank.w_addr.eq(const_mul(rd_slot, G) + g), bank.w_data.eq(0),
+                                 bank.w_en.eq(1)]
                 for k in range(L):
-                    m.d.sync += pd[k].eq(lane(enc.r_data, k, ab))
+                    m.d.sync += pd[k].eq(lane(bank.r_data, k, ab))
                     if self.direct:
                         term = pd[k]
                     elif dec is not None:
@@ -113,7 +132,7 @@ class TTFSDenseLayer(DenseLayerBase):
                     o = self.o_events
                     m.d.comb += [o.valid.eq(1), o.payload.end.eq(1)]
                     with m.If(o.ready):
-                        m.d.sync += enc.busy.eq(0)
+                        m.d.sync += busy.eq(0)
                         m.next = "IDLE"
 
     def _emit_events(self, m, vsel, j, lane_ok, ln, L, tb, group_done) -> None:

@@ -11,6 +11,7 @@ from __future__ import annotations
 from typing import NamedTuple, Sequence
 
 from amaranth.hdl import Array, Const, Module, Signal, Value, signed, unsigned
+from amaranth.utils import bits_for
 
 from snnfpga.ir import TTFSNeuron
 
@@ -21,10 +22,7 @@ __all__ = ["rom", "pack_words", "TTFSEncode", "ttfs_encode", "ttfs_fire", "ttfs_
 def signed_width(values: Sequence[int]) -> int:
     """Smallest two's complement width holding every value (at least 2)."""
     lo, hi = min(values, default=0), max(values, default=0)
-    bits = 2
-    while not (-(1 << (bits - 1)) <= lo and hi < (1 << (bits - 1))):
-        bits += 1
-    return bits
+    return max(2, bits_for(lo, require_sign_bit=True), bits_for(hi, require_sign_bit=True))
 
 
 def const_mul(x: Value, c: int) -> Value:

@@ -28,7 +28,7 @@ class SimRun:
 
     output: np.ndarray
     classes: np.ndarray
-    #: stage -> list (per frame) of events sorted by (time, kind, neuron)
+    #: stage (``"in"`` or the layer index) -> list (per frame) of events sorted by (time, kind, neuron)
     events: dict[str | int, list[list[tuple[int, int, int]]]] = field(default_factory=dict)
     #: cycle of each frame's first accepted pixel and of its last accepted result beat
     first_pixel: list[int] = field(default_factory=list)
@@ -114,9 +114,9 @@ def run(net: Network, frames: np.ndarray, *, lanes: int = 1, gaps: bool = False,
         out.stat_frames = ctx.get(dut.stat_frames)
 
     def monitor(stage):
-        sigs = [getattr(dut, f"tap_{stage}_{s}") for s in ("valid", "neuron", "time", "kind", "done")]
+        sigs = [getattr(dut, f"tap_{stage.name}_{s}") for s in ("valid", "neuron", "time", "kind", "done")]
         frames_ev: list[list[tuple[int, int, int]]] = [[]]
-        out.events[stage] = frames_ev
+        out.events["in" if stage.is_input else int(stage)] = frames_ev
 
         async def proc(ctx):
             async for _, rst, valid, neuron, time, kind, done in ctx.tick().sample(*sigs):

@@ -1,7 +1,11 @@
+# amaranth: UnusedElaboratable=no
+# (the stage cores made in __init__ are used exactly when the top is)
 """The network top: pixels in, result beats out, counters and per-stage event taps.
 
 Ports are pinned by docs/hardware.md. Stages are chained stream to stream, so any stage may
-stall; each hidden stage's output handshake is copied to ``tap_<stage>_*``.
+stall; each hidden stage's output handshake is copied to ``tap_<stage>_*``. The stage cores
+(and their memories) exist from construction on, so :meth:`NetworkTop.description` describes
+the hardware without elaborating it.
 """
 
 from __future__ import annotations
@@ -10,29 +14,56 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from snnfpga.ir import Network, validate, weighted_layers
+from snnfpga.ir import Network, Stage, validate, weighted_layers
 
+from .description import HardwareDescription, describe_top
 from .encoder import InputEncoder
 from .events import index_bits, pixel_shape, result_signature, time_bits
-from .layer_common import check_lanes, check_supported
+from .layer_common import DenseLayerBase, check_lanes, check_supported
 from .layer_rate import RateDenseLayer
 from .layer_ttfs import TTFSDenseLayer
 
 __all__ = ["NetworkTop", "stages"]
 
 
-def stages(net: Network) -> list[tuple[str | int, int]]:
-    """The spiking stages in order: ``("in", n)`` for an input encoder, then ``(l, n_out)``."""
-    out: list[tuple[str | int, int]] = []
+def stages(net: Network) -> list[tuple[Stage, int]]:
+    """The spiking stages in order: ``(Stage.INPUT, n)`` for an input encoder, then
+    ``(Stage(l), n_out)`` for every hidden weighted layer ``l``."""
+    out: list[tuple[Stage, int]] = []
     if net.input.input_coding == "spikes":
-        out.append(("in", net.input.size))
-    out += [(i, layer.n_out) for i, layer in enumerate(net.layers)
+        out.append((Stage.INPUT, net.input.size))
+    out += [(Stage(i), layer.n_out) for i, layer in enumerate(net.layers)
             if layer.weighted and layer is not weighted_layers(net)[-1]]
     return out
 
 
+def _check(net: object, lanes: object) -> int:
+    lanes = check_lanes(lanes)
+    if not isinstance(net, Network):
+        raise TypeError(f"net must be a snnfpga.ir.Network, not {net!r}")
+    validate(net)
+    check_supported(net)
+    return lanes
+
+
 class NetworkTop(wiring.Component):
     """A dense SNN as hardware; members as in docs/hardware.md.
+
+    Parameters
+    ----------
+    net : Network
+        A valid IR of dense (and flatten) layers.
+    lanes : int
+        Weights read per cycle in every layer.
+
+    Attributes
+    ----------
+    stages : list of ``(Stage, neurons)``
+        The tapped stages, in order.
+    encoder : :class:`.encoder.InputEncoder` or None
+        Submodule ``enc_in`` (``input_coding == "spikes"``).
+    cores : tuple of :class:`.layer_common.DenseLayerBase`
+        Submodules ``layer<l>``, one per weighted layer ``l``.
 
     Members
     -------
@@ -42,78 +73,83 @@ class NetworkTop(wiring.Component):
     tap_<s>_valid, tap_<s>_neuron, tap_<s>_time, tap_<s>_kind, tap_<s>_done : ``Out(...)``
     """
 
+    def __new__(cls, net: Network, *, lanes: int = 1):
+        # Reject a bad network before the object exists: every Elaboratable is registered for
+        # Amaranth's "created but never used" warning as it is created. ``src_loc_at=1`` points
+        # that warning at our caller, not at this line.
+        _check(net, lanes)
+        return super().__new__(cls, src_loc_at=1)
+
     def __init__(self, net: Network, *, lanes: int = 1):
-        try:
-            self.lanes = check_lanes(lanes)
-            if not isinstance(net, Network):
-                raise TypeError(f"net must be a snnfpga.ir.Network, not {net!r}")
-            validate(net)
-            check_supported(net)
-        except Exception:
-            self._MustUse__silence = True  # rejected before use: no "never used" warning
-            raise
+        self.lanes = check_lanes(lanes)    # the network was checked by __new__
         self.net = net
         self.tb = time_bits(net.timesteps)
-        out = net.output_layer
-        self.out_acc_bits = out.acc_bits
+        self.out_acc_bits = net.output_layer.acc_bits
         self.cls_bits = index_bits(net.n_classes)
         self.stages = stages(net)
+        self.encoder = InputEncoder(net) if net.input.input_coding == "spikes" else None
+        layer_cls = RateDenseLayer if net.coding == "rate" else TTFSDenseLayer
+        self.cores: tuple[DenseLayerBase, ...] = tuple(
+            layer_cls(net, i, lanes=self.lanes) for i, layer in enumerate(net.layers) if layer.weighted)
         members = {
             "pixels": In(stream.Signature(pixel_shape(net.input.bits, net.input.signed))),
             "result": Out(result_signature(self.out_acc_bits, self.cls_bits)),
             "stat_cycles": Out(32), "stat_events": Out(32), "stat_frames": Out(32),
         }
         for s, n in self.stages:
-            members[f"tap_{s}_valid"] = Out(1)
-            members[f"tap_{s}_neuron"] = Out(index_bits(n))
-            members[f"tap_{s}_time"] = Out(self.tb)
-            members[f"tap_{s}_kind"] = Out(1)
-            members[f"tap_{s}_done"] = Out(1)
+            members[f"tap_{s.name}_valid"] = Out(1)
+            members[f"tap_{s.name}_neuron"] = Out(index_bits(n))
+            members[f"tap_{s.name}_time"] = Out(self.tb)
+            members[f"tap_{s.name}_kind"] = Out(1)
+            members[f"tap_{s.name}_done"] = Out(1)
         super().__init__(members)
+
+    @property
+    def parts(self) -> dict[str, wiring.Component]:
+        """The stage cores by submodule name: ``enc_in``, then ``layer<l>``."""
+        parts: dict[str, wiring.Component] = {}
+        if self.encoder is not None:
+            parts["enc_in"] = self.encoder
+        parts.update((f"layer{core.index}", core) for core in self.cores)
+        return parts
+
+    def description(self, name: str = "snn_top") -> HardwareDescription:
+        """What this top is made of (memories, multipliers, widths), read from its cores."""
+        return describe_top(self, name)
 
     def elaborate(self, platform) -> Module:
         m = Module()
         net = self.net
-        layer_cls = RateDenseLayer if net.coding == "rate" else TTFSDenseLayer
-        upstream = self.pixels
-        taps = []
-        if net.input.input_coding == "spikes":
-            m.submodules.enc_in = enc = InputEncoder(net)
-            wiring.connect(m, wiring.flipped(self.pixels), enc.pixels)
-            upstream = enc.o_events
-            taps.append(("in", enc.o_events))
-        first = True
-        for i, layer in enumerate(net.layers):
-            if not layer.weighted:
-                continue
-            core = layer_cls(net, i, lanes=self.lanes)
-            m.submodules[f"layer{i}"] = core
-            if first and net.input.input_coding == "direct":
-                wiring.connect(m, wiring.flipped(self.pixels), core.i_stream)
-            else:
-                wiring.connect(m, upstream, core.i_stream)
-            first = False
+        for name, part in self.parts.items():
+            m.submodules[name] = part
+        upstream = wiring.flipped(self.pixels)
+        outputs = {}               # stage -> its event stream
+        if self.encoder is not None:
+            wiring.connect(m, upstream, self.encoder.pixels)
+            upstream = outputs[Stage.INPUT] = self.encoder.o_events
+        for core in self.cores:
+            wiring.connect(m, upstream, core.i_stream)
             if core.is_output:
                 wiring.connect(m, core.result, wiring.flipped(self.result))
             else:
-                upstream = core.o_events
-                taps.append((i, core.o_events))
+                upstream = outputs[Stage(core.index)] = core.o_events
 
         events_now = []
-        for s, st in taps:
+        for s, _n in self.stages:
+            st = outputs[s]
             fire = st.valid & st.ready
-            ev = Signal(name=f"ev_{s}")
+            ev = Signal(name=f"ev_{s.name}")
             m.d.comb += [
                 ev.eq(fire & ~st.payload.end),
-                getattr(self, f"tap_{s}_valid").eq(ev),
-                getattr(self, f"tap_{s}_neuron").eq(st.payload.neuron),
-                getattr(self, f"tap_{s}_time").eq(st.payload.time),
-                getattr(self, f"tap_{s}_kind").eq(st.payload.kind),
+                getattr(self, f"tap_{s.name}_valid").eq(ev),
+                getattr(self, f"tap_{s.name}_neuron").eq(st.payload.neuron),
+                getattr(self, f"tap_{s.name}_time").eq(st.payload.time),
+                getattr(self, f"tap_{s.name}_kind").eq(st.payload.kind),
             ]
             done = fire & st.payload.end
             if net.coding == "rate":
                 done = done & (st.payload.time == net.timesteps - 1)
-            m.d.comb += getattr(self, f"tap_{s}_done").eq(done)
+            m.d.comb += getattr(self, f"tap_{s.name}_done").eq(done)
             events_now.append(ev)
         m.d.sync += self.stat_cycles.eq(self.stat_cycles + 1)
         if events_now:

@@ -1,9 +1,10 @@
 """Bit-exact proof of the generated network: cocotb testbenches on Verilator or Icarus.
 
-``simulate(net, frames)`` generates the Verilog top (``rtl_gen.generate``), builds it once per
-(Verilog, simulator) in a hashed build directory (:mod:`sim.runner`), runs the cocotb testbench
-(:mod:`sim.tb_network`), and compares every spike event of every stage and the output membranes
-with the integer reference (:mod:`sim.compare`). The returned dict is docs/hardware.md's
+``simulate(net, frames)`` generates the Verilog top (``rtl_gen.generate``; or takes an already
+generated ``verilog=`` file), builds it once per (Verilog, simulator) in a hashed build directory
+(:mod:`sim.runner`), runs the cocotb testbench (:mod:`sim.tb_network`), and compares every spike
+event of every stage and the output membranes with the integer reference (:mod:`sim.compare`),
+which it runs once (or takes as ``ref=``). It returns a :class:`SimulationReport`, docs/hardware.md's
 "Simulation report".
 
 cocotb, Verilator and amaranth are imported lazily (inside functions); importing ``sim`` costs
@@ -13,8 +14,9 @@ numpy and ``snnfpga`` only.
 from __future__ import annotations
 
 import tempfile
+from dataclasses import dataclass, fields
 from pathlib import Path
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import numpy as np
 
@@ -22,7 +24,71 @@ from snnfpga.ir import Network
 
 from .runner import SIMULATORS, Build, SimulationError, SimulatorNotFound
 
-__all__ = ["simulate", "prepare", "report", "SIMULATORS", "SimulationError", "SimulatorNotFound", "Build"]
+if TYPE_CHECKING:
+    from snnfpga.reference import Result
+
+__all__ = ["simulate", "prepare", "report", "SimulationReport", "SIMULATORS", "SimulationError",
+           "SimulatorNotFound", "Build"]
+
+
+@dataclass
+class SimulationReport:
+    """What one simulation showed (docs/hardware.md, "Simulation report"); cycles are clock cycles.
+
+    Reads like the dict it used to be (``r["images"]``, ``"waves" in r``, ``r.get(...)``);
+    :meth:`to_json` gives that dict (``--json`` files, ``report.json``'s ``hardware``).
+    """
+
+    simulator: str
+    images: int  #: frames compared
+    mismatching_images: int  #: frames with any differing event or output membrane (must be 0)
+    first_mismatch: str | None  #: image, stage and the first differing event or membrane
+    rtl_classes: list[int | None]  #: class the hardware answered, per frame (None: no answer)
+    cycles_per_frame: dict[str, float] | None  #: {"mean", "min", "max"}: first pixel in -> last result out
+    frame_interval_cycles: float | None  #: mean interval between frames streamed back to back
+    events_per_frame: float | None  #: spike events of all stages, mean
+    synaptic_events_per_frame: float | None  #: (event, connection) pairs, mean
+    event_bound_cycles: float | None  #: ceil(synaptic events / lanes), mean
+    bound_ratio: float | None  #: cycles_per_frame mean / event_bound_cycles
+    interval_bound_cycles: float | None  #: the busiest layer's ceil(synaptic events / lanes), mean
+    interval_bound_ratio: float | None  #: frame_interval_cycles / interval_bound_cycles
+    synaptic_events_per_layer: list[float]  #: per weighted layer, mean
+    sim_seconds: float  #: wall time of the simulation run
+    images_per_second: float | None
+    lanes: int
+    reference_classes: list[int]  #: the integer reference's class, per frame
+    stats: dict[str, Any]  #: the top's stat_* counters at the end
+    stat_errors: list[str]  #: counters that disagree with what taps and results showed
+    protocol_errors: list[str]  #: stream handshake violations seen by the testbench
+    sim_cycles: int | None  #: simulated clock cycles
+    build_dir: str | None
+    run_dir: str | None
+    waves: str | None = None  #: the waveform file (with ``waves=True``)
+
+    def to_json(self) -> dict[str, Any]:
+        """The report as a plain dict (``waves`` only when recorded)."""
+        out = {f.name: getattr(self, f.name) for f in fields(self)}
+        if self.waves is None:
+            del out["waves"]
+        return out
+
+    # the dict this used to be, for readers that index it
+    def __getitem__(self, key: str) -> Any:
+        if key not in self:
+            raise KeyError(key)
+        return getattr(self, key)
+
+    def __contains__(self, key: object) -> bool:
+        return key in _REPORT_KEYS and (key != "waves" or self.waves is not None)
+
+    def get(self, key: str, default: Any = None) -> Any:
+        return self[key] if key in self else default
+
+    def keys(self) -> list[str]:
+        return [k for k in _REPORT_KEYS if k in self]
+
+
+_REPORT_KEYS = frozenset(f.name for f in fields(SimulationReport))
 
 
 def prepare(net: Network, *, simulator: str = "verilator", lanes: int = 1, waves: bool = False,
@@ -49,18 +115,21 @@ def prepare(net: Network, *, simulator: str = "verilator", lanes: int = 1, waves
 def simulate(net: Network, frames: np.ndarray, *, simulator: str = "verilator", lanes: int = 1,
              waves: bool = False, build_dir: str | Path | None = None, seed: int = 0, gaps: bool = True,
              backpressure: bool = True, build: Build | None = None, rtl_net: Network | None = None,
-             latency_frames: int = 2) -> dict[str, Any]:
+             latency_frames: int = 2, verilog: str | Path | None = None,
+             ref: Result | None = None) -> SimulationReport:
     """Simulate the generated top of ``net`` on integer ``frames`` and compare with the reference.
 
-    Returns the "Simulation report" of docs/hardware.md plus ``bound_ratio`` (mean cycles per
-    frame / mean event bound), ``interval_bound_cycles`` (the busiest layer's
-    ``ceil(synaptic events / lanes)``, mean: what bounds the pipelined frame interval) and
-    ``interval_bound_ratio``, ``synaptic_events_per_layer``, ``reference_classes``, ``lanes``,
-    ``stat_errors`` (stat counters that disagree with what the taps and results showed),
-    ``protocol_errors``, ``build_dir`` / ``run_dir`` and, with ``waves``, ``waves`` (the trace).
+    Returns the :class:`SimulationReport` (docs/hardware.md): beyond the basic figures
+    ``bound_ratio`` (mean cycles per frame / mean event bound), ``interval_bound_cycles`` (the
+    busiest layer's ``ceil(synaptic events / lanes)``, mean: what bounds the pipelined frame
+    interval) and ``interval_bound_ratio``, ``synaptic_events_per_layer``, ``reference_classes``,
+    ``lanes``, ``stat_errors`` (stat counters that disagree with what the taps and results
+    showed), ``protocol_errors``, ``build_dir`` / ``run_dir`` and, with ``waves``, ``waves``.
 
-    ``build`` reuses a model from :func:`prepare`; ``rtl_net`` generates the hardware from
-    another network than the reference's (to prove a corrupted network is caught).
+    ``build`` reuses a model from :func:`prepare`; ``verilog`` names an already generated top
+    (see :func:`prepare`) so nothing is generated here; ``rtl_net`` generates the hardware from
+    another network than the reference's (to prove a corrupted network is caught); ``ref`` is
+    the integer reference's result on these very ``frames`` (run here when not given).
     """
     from . import runner
 
@@ -70,11 +139,11 @@ def simulate(net: Network, frames: np.ndarray, *, simulator: str = "verilator", 
     frames = frames.reshape(len(frames), -1).astype(np.int64)
     if build is None:
         build = prepare(rtl_net if rtl_net is not None else net, simulator=simulator, lanes=lanes,
-                        waves=waves, build_dir=build_dir)
+                        waves=waves, build_dir=build_dir, verilog=verilog)
     obs = runner.run(build, frames, seed=seed, gaps=gaps, backpressure=backpressure,
                      latency_frames=latency_frames)
     return report(net, frames, obs, simulator=build.simulator,
-                  lanes=int(build.summary.get("lanes", lanes)), build=build)
+                  lanes=int(build.summary.get("lanes", lanes)), build=build, ref=ref)
 
 
 def _mean(xs) -> float | None:
@@ -83,15 +152,19 @@ def _mean(xs) -> float | None:
 
 
 def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes: int = 1,
-           build: Build | None = None) -> dict[str, Any]:
-    """The simulation report for observations ``obs`` of ``frames`` (see :func:`simulate`)."""
+           build: Build | None = None, ref: Result | None = None) -> SimulationReport:
+    """The simulation report for observations ``obs`` of ``frames`` (see :func:`simulate`);
+    ``ref``: the integer reference's result on ``frames`` (run here when not given)."""
     from snnfpga import reference
 
     from snnfpga.metrics.activity import event_bound_cycles, synaptic_events_per_layer
     from .compare import compare
 
     frames = np.asarray(frames).reshape(len(frames), -1)
-    ref = reference.simulate(net, frames)
+    if ref is None:
+        ref = reference.simulate(net, frames)
+    elif len(ref.classes) != len(frames):
+        raise ValueError(f"ref holds {len(ref.classes)} frames, not the {len(frames)} simulated")
     cmp = compare(net, frames, obs, ref=ref)
     recs = obs.get("frames", [])
     sent = obs.get("sent", list(range(len(recs))))
@@ -119,33 +192,31 @@ def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes
         stat_errors.append(f"stat_events {stats['stat_events']} != {obs.get('tap_events')} tap events")
     images = cmp.images
     secs = float(obs.get("sim_seconds", 0.0))
-    out = {
-        "simulator": simulator,
-        "images": images,
-        "mismatching_images": cmp.mismatching_images,
-        "first_mismatch": cmp.first_mismatch,
-        "rtl_classes": cmp.rtl_classes,
-        "cycles_per_frame": ({"mean": lat_mean, "min": int(min(lat)), "max": int(max(lat))}
-                             if lat else None),
-        "frame_interval_cycles": interval,
-        "events_per_frame": _mean(ev),
-        "synaptic_events_per_frame": _mean(syn.tolist()),
-        "event_bound_cycles": mean_bound,
-        "bound_ratio": (lat_mean / mean_bound) if lat_mean and mean_bound else None,
-        "interval_bound_cycles": mean_layer_bound,
-        "interval_bound_ratio": (interval / mean_layer_bound) if interval and mean_layer_bound else None,
-        "synaptic_events_per_layer": [float(x) for x in per_layer.mean(axis=0)] if len(idx) else [],
-        "sim_seconds": secs,
-        "images_per_second": images / secs if secs > 0 else None,
-        "lanes": lanes,
-        "reference_classes": [int(ref.classes[int(i)]) for i in sent],
-        "stats": stats,
-        "stat_errors": stat_errors,
-        "protocol_errors": obs.get("protocol_errors", []),
-        "sim_cycles": obs.get("cycles"),
-        "build_dir": str(build.directory) if build is not None else None,
-        "run_dir": obs.get("run_dir"),
-    }
-    if "waves" in obs:
-        out["waves"] = obs["waves"]
-    return out
+    return SimulationReport(
+        simulator=simulator,
+        images=images,
+        mismatching_images=cmp.mismatching_images,
+        first_mismatch=cmp.first_mismatch,
+        rtl_classes=cmp.rtl_classes,
+        cycles_per_frame=({"mean": lat_mean, "min": int(min(lat)), "max": int(max(lat))}
+                          if lat else None),
+        frame_interval_cycles=interval,
+        events_per_frame=_mean(ev),
+        synaptic_events_per_frame=_mean(syn.tolist()),
+        event_bound_cycles=mean_bound,
+        bound_ratio=(lat_mean / mean_bound) if lat_mean and mean_bound else None,
+        interval_bound_cycles=mean_layer_bound,
+        interval_bound_ratio=(interval / mean_layer_bound) if interval and mean_layer_bound else None,
+        synaptic_events_per_layer=[float(x) for x in per_layer.mean(axis=0)] if len(idx) else [],
+        sim_seconds=secs,
+        images_per_second=images / secs if secs > 0 else None,
+        lanes=lanes,
+        reference_classes=[int(ref.classes[int(i)]) for i in sent],
+        stats=stats,
+        stat_errors=stat_errors,
+        protocol_errors=obs.get("protocol_errors", []),
+        sim_cycles=obs.get("cycles"),
+        build_dir=str(build.directory) if build is not None else None,
+        run_dir=obs.get("run_dir"),
+        waves=obs.get("waves"),
+    )

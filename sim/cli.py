@@ -85,37 +85,37 @@ def _handler(args: argparse.Namespace) -> int:
     r = simulate(net, frames, simulator=args.simulator, lanes=args.lanes, waves=args.waves,
                  build_dir=args.build_dir, seed=args.seed, gaps=not args.no_stress,
                  backpressure=not args.no_stress)
-    print(f"{net.name}: {net.coding} T={net.timesteps}, {args.simulator}, lanes={r['lanes']}, "
+    print(f"{net.name}: {net.coding} T={net.timesteps}, {args.simulator}, lanes={r.lanes}, "
           f"frames from {source}")
-    print(f"images compared:      {r['images']} (every spike event of every stage and the output membranes)")
-    print(f"mismatching images:   {r['mismatching_images']}")
-    if r["first_mismatch"]:
-        print(f"first mismatch:       {r['first_mismatch']}")
+    print(f"images compared:      {r.images} (every spike event of every stage and the output membranes)")
+    print(f"mismatching images:   {r.mismatching_images}")
+    if r.first_mismatch:
+        print(f"first mismatch:       {r.first_mismatch}")
     if labels is not None:
-        cls = np.array([-1 if c is None else c for c in r["rtl_classes"]])
-        ref = np.array(r["reference_classes"])
+        cls = np.array([-1 if c is None else c for c in r.rtl_classes])
+        ref = np.array(r.reference_classes)
         print(f"RTL accuracy:         {100 * float(np.mean(cls == labels)):.2f}% "
               f"(integer reference {100 * float(np.mean(ref == labels)):.2f}%)")
-    cpf = r["cycles_per_frame"]
+    cpf = r.cycles_per_frame
     if cpf:
         print(f"cycles per frame:     {_fmt(cpf['mean'])} (min {cpf['min']}, max {cpf['max']}; "
               f"first pixel in -> last result out)")
-    print(f"frame interval:       {_fmt(r['frame_interval_cycles'])} cycles (streamed back to back)")
-    print(f"events per frame:     {_fmt(r['events_per_frame'])} spikes, "
-          f"{_fmt(r['synaptic_events_per_frame'])} synaptic events")
-    print(f"event bound:          {_fmt(r['event_bound_cycles'])} cycles (latency ratio "
-          f"{_fmt(r['bound_ratio'], 3)}); busiest layer {_fmt(r['interval_bound_cycles'])} cycles "
-          f"(interval ratio {_fmt(r['interval_bound_ratio'], 3)})")
-    print(f"simulation speed:     {_fmt(r['images_per_second'], 2)} images/s "
-          f"({_fmt(r['sim_seconds'], 2)} s)")
-    for e in r["stat_errors"] + r["protocol_errors"]:
+    print(f"frame interval:       {_fmt(r.frame_interval_cycles)} cycles (streamed back to back)")
+    print(f"events per frame:     {_fmt(r.events_per_frame)} spikes, "
+          f"{_fmt(r.synaptic_events_per_frame)} synaptic events")
+    print(f"event bound:          {_fmt(r.event_bound_cycles)} cycles (latency ratio "
+          f"{_fmt(r.bound_ratio, 3)}); busiest layer {_fmt(r.interval_bound_cycles)} cycles "
+          f"(interval ratio {_fmt(r.interval_bound_ratio, 3)})")
+    print(f"simulation speed:     {_fmt(r.images_per_second, 2)} images/s "
+          f"({_fmt(r.sim_seconds, 2)} s)")
+    for e in r.stat_errors + r.protocol_errors:
         print(f"warning: {e}")
-    if "waves" in r:
-        print(f"waves:                {r['waves']}")
+    if r.waves is not None:
+        print(f"waves:                {r.waves}")
     if args.json:
         with open(args.json, "w") as f:
-            json.dump(r, f, indent=1)
-    if r["mismatching_images"]:
-        raise Mismatch(f"{r['mismatching_images']} of {r['images']} images differ from the integer reference; "
-                       f"first: {r['first_mismatch']}")
+            json.dump(r.to_json(), f, indent=1)
+    if r.mismatching_images:
+        raise Mismatch(f"{r.mismatching_images} of {r.images} images differ from the integer reference; "
+                       f"first: {r.first_mismatch}")
     return 0

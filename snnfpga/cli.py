@@ -1,28 +1,26 @@
 """``snnfpga`` command line: train, convert, evaluate, run (and generate, simulate, build, infer).
 
-The hardware subcommands live beside their packages (``snnfpga.rtl_gen.cli``,
-``snnfpga.sim.cli``, ``snnfpga.boards.cli``); they are always listed, and a missing
-``snnfpga[hardware]`` extra is reported when one runs. Errors the user can fix
-(:class:`snnfpga.errors.UserError`) print ``snnfpga: error: ...`` to stderr and exit 2
-(1 for a failed check); anything else is a bug and keeps its traceback.
+Argument parsing only: the commands call :mod:`snnfpga.flow` (``run``: every step, in order)
+and :mod:`snnfpga.convert.pipeline`. The hardware subcommands live beside their packages
+(``snnfpga.rtl_gen.cli``, ``snnfpga.sim.cli``, ``snnfpga.boards.cli``); they are always listed,
+and a missing ``snnfpga[hardware]`` extra is reported when one runs. Errors the user can fix
+(:class:`snnfpga.errors.UserError`) are raised, never printed by a command; :func:`main`
+prints ``snnfpga: error: ...`` to stderr and exits 2 (1 for a failed check, e.g. a bit-exact
+mismatch); anything else is a bug and keeps its traceback.
 """
 
 from __future__ import annotations
 
 import argparse
 import importlib.util
-import json
 import sys
-import time
 from pathlib import Path
 
 from .convert.data import DATASETS
-from .errors import Mismatch, MissingExtra, UserError
+from .errors import MissingExtra, UserError
+from .flow import CODINGS
 
 __all__ = ["main", "build_parser"]
-
-CODINGS = ("sc-ttfs", "ttfs", "rate")
-SWEEP_T = {"sc-ttfs": (2, 3, 4, 6, 8), "ttfs": (2, 3, 4, 6, 8), "rate": (8, 16, 32, 64)}
 
 
 #: what each hardware command imports from the ``hardware`` extra
@@ -117,68 +115,40 @@ def build_parser() -> argparse.ArgumentParser:
 
 
 # --------------------------------------------------------------------------- commands
-
-def _default_T(coding: str, T: int | None) -> int:
-    return T if T is not None else (32 if coding == "rate" else 4)
-
-
-def _train(args, data) -> tuple:
-    from .convert.models import build_model
-    from .convert.train import train_ann
-
-    import torch
-
-    hidden = tuple(args.hidden) if args.hidden else ((128,) if args.model == "mlp" else (16, 32))
-    torch.manual_seed(args.seed)  # the initial weights too: a run is reproducible
-    model = build_model(args.model, data.shape, data.classes, hidden)
-    acc = train_ann(model, data, epochs=args.epochs, seed=args.seed, progress=not args.quiet)
-    arch = {"model": args.model, "hidden": list(hidden), "in_shape": list(data.shape), "classes": data.classes,
-            "dataset": data.name, "epochs": args.epochs, "accuracy": acc}
-    return model, arch
-
-
 def cmd_train(args) -> int:
-    from .convert.data import load_dataset
-    from .convert.models import save_checkpoint
+    from . import flow
 
-    data = load_dataset(args.dataset, args.data_root)
-    model, arch = _train(args, data)
-    save_checkpoint(model, arch, args.output)
-    print(f"ANN {arch['model']} {arch['hidden']} on {data.name}: train {100 * arch['accuracy']['train']:.2f}% "
-          f"test {100 * arch['accuracy']['test']:.2f}%  → {args.output}")
+    opts = flow.RunOptions.from_args(args)
+    data = flow.load_data(opts)
+    t = flow.train(opts, data, checkpoint=args.output)
+    print(f"ANN {t.arch['model']} {t.arch['hidden']} on {data.name}: train {100 * t.arch['accuracy']['train']:.2f}% "
+          f"test {100 * t.test_accuracy:.2f}%  → {args.output}")
     return 0
 
 
-def _options(args, coding: str | None = None, T: int | None = None):
-    from .convert.pipeline import ConvertOptions
-
-    coding = coding or args.coding
-    return ConvertOptions(coding=coding, timesteps=T or _default_T(coding, args.timesteps),
-                          weight_bits=args.weight_bits, input_bits=args.input_bits, act_bits=args.act_bits,
-                          input_coding=args.input_coding, pow2=args.pow2, finetune_epochs=args.finetune_epochs, seed=args.seed)
-
-
 def cmd_convert(args) -> int:
+    from . import flow
     from .convert.data import load_dataset
-    from .ir import save
     from .convert.models import load_checkpoint
     from .convert.pipeline import convert
+    from .ir import save
+    from .report import format_rows
 
     model, arch = load_checkpoint(args.checkpoint)
     data = load_dataset(arch.get("dataset", args.dataset), args.data_root)
-    opts = _options(args)
+    opts = flow.RunOptions.from_args(args).convert_options()
     out = Path(args.output) if args.output else Path(args.checkpoint).with_name(f"{opts.coding}.snn.json")
     c = convert(model, data, opts, name=out.name.split(".")[0], progress=not args.quiet)
     json_path, npz_path = save(c.net, out)
-    _print_rows([c.metrics])
+    print(format_rows([flow.ConversionRow.from_metrics(c.metrics)]))
     print(f"→ {json_path} + {npz_path.name}")
     return 0
 
 
 def cmd_evaluate(args) -> int:
     from .convert.data import load_dataset
-    from .ir import load
     from .convert.pipeline import evaluate_int
+    from .ir import load
 
     net = load(args.model)
     data = load_dataset(args.dataset or net.provenance.get("dataset", "digits"), args.data_root)
@@ -189,142 +159,12 @@ def cmd_evaluate(args) -> int:
     return 0
 
 
-def _print_rows(rows: list[dict]) -> None:
-    print(f"{'coding':8} {'T':>3} {'float ANN':>9} {'float SNN':>9} {'integer':>8} {'spikes/frame':>12}")
-    for r in rows:
-        print(f"{r['coding']:8} {r['timesteps']:>3} {100 * r['float_ann']:>8.2f}% {100 * r['float_snn']:>8.2f}% "
-              f"{100 * r['int_ref']:>7.2f}% {r['spikes_per_frame']:>12.1f}")
-
-
 def cmd_run(args) -> int:
-    from tqdm.auto import tqdm
+    """The whole flow (:func:`snnfpga.flow.run`); a bit-exact mismatch raises Mismatch after report.json."""
+    from . import flow
 
-    from .convert.data import load_dataset
-    from .metrics.energy import paper_energy
-    from .ir import save
-    from .convert.models import save_checkpoint
-    from .convert.pipeline import convert
-    from .plots import plot_accuracy_vs_timesteps
-
-    t0 = time.time()
-    out = Path(args.out or f"runs/{args.dataset}")
-    out.mkdir(parents=True, exist_ok=True)
-    data = load_dataset(args.dataset, args.data_root)
-    print(f"data: {data!r}")
-    model, arch = _train(args, data)
-    save_checkpoint(model, arch, out / "ann.pt")
-    print(f"float ANN: test accuracy {100 * arch['accuracy']['test']:.2f}%")
-
-    main_T = _default_T(args.coding, args.timesteps)
-    jobs = [(args.coding, main_T)]
-    for coding in CODINGS:  # the other codings at their default T, for contrast
-        if coding != args.coding:
-            jobs.append((coding, _default_T(coding, None)))
-    if not args.no_sweep:
-        jobs += [(c, T) for c in CODINGS for T in SWEEP_T[c] if (c, T) not in jobs]
-    rows, nets = [], {}
-    for coding, T in tqdm(jobs, desc="convert + evaluate", unit="net", disable=args.quiet):
-        c = convert(model, data, _options(args, coding, T), name=f"{coding}-T{T}", progress=False)
-        row = dict(c.metrics, energy_paper=paper_energy(c.metrics["spikes_per_frame"], T))
-        rows.append(row)
-        nets[(coding, T)] = c.net
-    for coding, T in jobs[:3]:
-        save(nets[(coding, T)], out / f"{coding}.snn.json")
-    main_net = nets[(args.coding, main_T)]
-    main_path = out / "model.snn.json"
-    save(main_net, main_path)
-    print()
-    _print_rows(sorted(rows, key=lambda r: (CODINGS.index(r["coding"]), r["timesteps"])))
-    main_row = rows[0]
-    report = {
-        "name": main_net.name, "dataset": data.name, "model": {k: arch[k] for k in ("model", "hidden", "in_shape")},
-        "ir": str(main_path),
-        "accuracy": {
-            "float_ann": {"accuracy": main_row["float_ann"], "images": len(data.test_y)},
-            "float_snn": {"accuracy": main_row["float_snn"], "images": len(data.test_y)},
-            "int_ref": {"accuracy": main_row["int_ref"], "images": len(data.test_y)},
-        },
-        "latency": {"timesteps": main_T},
-        "spikes_per_frame": main_row["spikes_per_frame"],
-        "energy_paper": main_row["energy_paper"],
-        "runs": rows,
-    }
-    if not args.no_sweep:
-        png = plot_accuracy_vs_timesteps(rows, arch["accuracy"]["test"], out / "accuracy_vs_T.png",
-                                         f"{data.name}: {args.model} {arch['hidden']}")
-        report["plot"] = str(png)
-        print(f"plot: {png}")
-    if not args.no_hardware:
-        hw = _hardware_check(args, main_net, data, out)
-        report["accuracy"]["rtl"] = hw.pop("rtl_accuracy")
-        report.update(hw)
-        if args.board:
-            report.update(_board_build(args, main_net, data, out, hw["hardware"]))
-    report["seconds"] = time.time() - t0
-    (out / "report.json").write_text(json.dumps(report, indent=1, default=float) + "\n")
-    print(f"report: {out / 'report.json'}  ({report['seconds']:.0f} s)")
-    bit = report.get("bit_exact")
-    if bit and bit["mismatching_images"]:
-        raise Mismatch(f"{bit['mismatching_images']} of {bit['images']} images differ from the integer "
-                       f"reference (report: {out / 'report.json'})")
+    flow.run(flow.RunOptions.from_args(args))
     return 0
-
-
-def _hardware_check(args, net, data, out: Path) -> dict:
-    """Generate Verilog for the main network and prove it bit-exact in cocotb."""
-    import numpy as np
-
-    from .ir.frames import quantize_frames
-
-    from . import rtl_gen, sim
-    n = args.images or (len(data.test_y) if data.name == "digits" else 100)
-    rtl_gen.generate(net, out / "rtl", lanes=args.lanes)
-    frames = quantize_frames(net, data.test_x[:n])
-    print(f"RTL: cocotb + {args.simulator} on {n} test images (lanes={args.lanes}) ...")
-    rep = sim.simulate(net, frames, simulator=args.simulator, lanes=args.lanes, build_dir=out / "sim_build")
-    rtl_acc = float((np.asarray(rep["rtl_classes"]) == data.test_y[:n]).mean())
-    ref_acc = float((np.asarray(rep["reference_classes"]) == data.test_y[:n]).mean())
-    print(f"RTL: {rep['images']} images, {rep['mismatching_images']} mismatching (bit-exact: every spike event and "
-          f"output membrane), accuracy {100 * rtl_acc:.2f}% (integer reference on the same images "
-          f"{100 * ref_acc:.2f}%), {rep['cycles_per_frame']['mean']:.0f} cycles/frame, "
-          f"frame interval {rep['frame_interval_cycles'] or float('nan'):.0f} cycles")
-    if rep.get("first_mismatch"):
-        print(f"first mismatch: {rep['first_mismatch']}")
-    cpf = rep["cycles_per_frame"]["mean"]
-    bound = rep.get("event_bound_cycles")
-    return {
-        "latency": {"timesteps": net.timesteps, "cycles_per_frame": cpf,
-                    "frame_interval_cycles": rep.get("frame_interval_cycles"),
-                    "event_bound_cycles": bound, "ratio_to_event_bound": cpf / bound if bound else None,
-                    "lanes": args.lanes},
-        "rtl_accuracy": {"accuracy": rtl_acc, "images": rep["images"], "int_ref_same_images": ref_acc},
-        "bit_exact": {"images": rep["images"], "mismatching_images": rep["mismatching_images"],
-                      "compared": "every spike event (stage, neuron, time, kind) and the final output membranes",
-                      "first_mismatch": rep.get("first_mismatch"), "simulator": args.simulator},
-        "hardware": {k: v for k, v in rep.items() if k not in ("rtl_classes",)},
-    }
-
-
-def _board_build(args, net, data, out: Path, sim_report: dict) -> dict:
-    """Place and route for ``--board``; fps and power from the measured frame interval."""
-    from .ir.frames import quantize_frames
-
-    from .boards import build
-    from .boards import cli as bcli
-    print(f"board: building for {args.board} (open toolchain) ...")
-    b = build.build(net, args.board, out / "board", lanes=args.lanes)
-    frames = quantize_frames(net, data.test_x[: min(200, len(data.test_y))])
-    perf = bcli.performance(net, b, lanes=args.lanes, sim_report=sim_report, frames=frames)
-    pw = perf["power"] or {}
-    res = {k: v for k, v in (b.get("resources") or {}).items()}
-    fps = perf["fps"]
-    print(f"board: {args.board}: fmax {b.get('fmax_mhz') or float('nan'):.1f} MHz (clock {perf['clock_mhz']} MHz), "
-          f"{fps or float('nan'):.0f} frames/s, {pw.get('total_w', float('nan')) * 1e3:.2f} mW, "
-          f"{pw.get('fps_per_w', float('nan')):.0f} frames/W (estimate; see power breakdown in report.json)")
-    return {"board": args.board, "fmax_mhz": b.get("fmax_mhz"), "clock_mhz": perf["clock_mhz"], "resources": res,
-            "bitstream": str(b.get("bitstream")), "fps": fps, "power_w": pw.get("total_w"),
-            "fps_per_w": pw.get("fps_per_w"), "power": pw, "fps_uart_limited": perf["fps_uart"],
-            "power_uart_limited": perf["power_uart"]}
 
 
 def main(argv: list[str] | None = None) -> int:
@@ -335,6 +175,8 @@ def main(argv: list[str] | None = None) -> int:
             pass
         else:
             require_extra(args.command)
+            if args.command == "run" and args.board:
+                require_extra("run --board", ("amaranth_boards",))
         return int(args.func(args) or 0)
     except UserError as e:  # the user's to fix: one line, no traceback; anything else is a bug
         print(f"snnfpga: error: {e}", file=sys.stderr)

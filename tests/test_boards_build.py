@@ -1,5 +1,7 @@
-"""Real builds: a tiny random network through the open toolchain (yowasp) on iCEBreaker, the
-ULX3S files without place and route, and the Arty's Verilog + XDC + Vivado TCL."""
+"""Real builds: a tiny random network through the open toolchain (yowasp) on iCEBreaker (one
+build, shared by the tests that read it: the bitstream, and the fit check's block RAMs memory by
+memory against yosys), the ULX3S files without place and route, and the Arty's Verilog + XDC +
+Vivado TCL."""
 
 import json
 import math
@@ -7,8 +9,9 @@ from pathlib import Path
 
 import pytest
 
-from snnfpga.boards.build import build
+from snnfpga.boards.build import BUILD_NAME, build, yosys_block_rams
 from snnfpga.boards.registry import BoardError
+from snnfpga.boards.uart_top import UART_TOP_NAME
 from snnfpga.testing import random_network
 
 
@@ -17,8 +20,15 @@ def tiny_net():
     return random_network(coding="sc-ttfs", sizes=(16, 12, 4), seed=0, name="tiny")
 
 
-def test_icebreaker_bitstream_end_to_end(tiny_net, tmp_path):
-    r = build(tiny_net, "icebreaker", tmp_path)
+@pytest.fixture(scope="module")
+def icebreaker_build(tiny_net, tmp_path_factory):
+    """The one real place-and-route of this suite: ``(build result, its directory)``."""
+    out = tmp_path_factory.mktemp("icebreaker")
+    return build(tiny_net, "icebreaker", out), out
+
+
+def test_icebreaker_bitstream_end_to_end(icebreaker_build):
+    r, tmp_path = icebreaker_build
     bit = Path(r["bitstream"])
     assert bit.is_file() and bit.stat().st_size > 100_000  # an UP5K image is ~104 KB
     assert 5.0 < r["fmax_mhz"] < 300.0
@@ -31,6 +41,30 @@ def test_icebreaker_bitstream_end_to_end(tiny_net, tmp_path):
     assert res["BRAM"]["used"] == r["memory_estimate"]["bram_blocks"]
     assert Path(r["files"]["verilog"]).is_file() and Path(r["files"]["constraints"]).is_file()
     assert json.loads((tmp_path / "snn_board.summary.json").read_text())["fmax_mhz"] == r["fmax_mhz"]
+
+
+def test_fit_block_rams_match_yosys(icebreaker_build):
+    """The fit check's EBR count is yosys' (its stat and its netlist) and nextpnr's, memory by memory."""
+    r, out = icebreaker_build
+    fit = r["memory_estimate"]
+    stat = json.loads((out / f"{BUILD_NAME}.stat.json").read_text())
+    yosys_total = int(stat["design"]["num_cells_by_type"].get("SB_RAM40_4K", 0))
+    per_memory = yosys_block_rams(json.loads((out / f"{BUILD_NAME}.json").read_text()), "ice40")
+    rows, seen = [], set()
+    print(f"\n{'memory':24s} {'count x depth x width':>22s} {'fit':>4s} {'yosys':>5s}  paths")
+    for m in fit["memories"]:
+        paths = [f"{UART_TOP_NAME}.{p}" for p in m["paths"]]
+        got = sum(per_memory.get(p, 0) for p in paths)
+        seen.update(paths)
+        rows.append((m["name"], m["blocks"], got))
+        print(f"{m['name']:24s} {m['count']:>6d} x {m['depth']:>5d} x {m['width']:>4d} {m['blocks']:>4d} {got:>5d}  "
+              f"{', '.join(paths)}")
+    print(f"{'total':24s} {'':>22s} {fit['bram_blocks']:>4d} {yosys_total:>5d}  (nextpnr: "
+          f"{r['resources']['BRAM']['used']})")
+    assert yosys_total > 0 and sum(per_memory.values()) == yosys_total
+    assert not set(per_memory) - seen, f"yosys put memories in EBR that the fit check does not know: {per_memory}"
+    assert [(name, blocks) for name, blocks, _ in rows] == [(name, got) for name, _, got in rows]
+    assert fit["bram_blocks"] == yosys_total == r["resources"]["BRAM"]["used"]
 
 
 def test_ulx3s_files_without_place_and_route(tiny_net, tmp_path):

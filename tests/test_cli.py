@@ -65,3 +65,11 @@ def test_missing_simulator_is_a_clear_error(tmp_path, capsys, monkeypatch):
     assert code == 2
     err = capsys.readouterr().err
     assert "icarus" in err and "make setup" in err
+
+
+def test_run_with_unknown_board_fails_before_training(tmp_path, capsys):
+    """The simulator and the board are checked first: an unknown board costs seconds, not a training run."""
+    code = main(["run", "--quiet", "--board", "nexys", "--simulator", "icarus", "--out", str(tmp_path / "run")])
+    assert code == 2
+    assert "snnfpga: error: unknown board 'nexys'; supported boards:" in capsys.readouterr().err
+    assert not (tmp_path / "run").exists()

@@ -35,11 +35,11 @@ def digits():
 def _check(net, data, n, simulator, lanes):
     frames = quantize_frames(net, data.test_x[:n])
     rep = sim.simulate(net, frames, simulator=simulator, lanes=lanes)
-    assert rep["images"] == n
-    assert rep["mismatching_images"] == 0, rep["first_mismatch"]
-    assert not rep["stat_errors"] and not rep["protocol_errors"]
-    rtl = np.asarray(rep["rtl_classes"])
-    ref = np.asarray(rep["reference_classes"])
+    assert rep.images == n
+    assert rep.mismatching_images == 0, rep.first_mismatch
+    assert not rep.stat_errors and not rep.protocol_errors
+    rtl = np.asarray(rep.rtl_classes)
+    ref = np.asarray(rep.reference_classes)
     assert (rtl == ref).all()
     assert (rtl == data.test_y[:n]).mean() > 0.9  # a trained network, not noise
     return rep
@@ -51,7 +51,7 @@ def test_digits_every_test_image_bit_exact(digits, coding, T, simulator):
     data, model = digits
     net = convert(model, data, ConvertOptions(coding=coding, timesteps=T, finetune_epochs=1), progress=False).net
     rep = _check(net, data, len(data.test_y), simulator, lanes=4)
-    assert rep["events_per_frame"] > 0
+    assert rep.events_per_frame > 0
 
 
 def test_mnist10k_mlp_100_images_bit_exact_on_verilator():
@@ -59,4 +59,4 @@ def test_mnist10k_mlp_100_images_bit_exact_on_verilator():
     net = convert(model, data, ConvertOptions(coding="sc-ttfs", timesteps=4, finetune_epochs=0), progress=False).net
     assert max(layer.n_out for layer in net.layers if layer.weighted) >= 128
     rep = _check(net, data, 100, "verilator", lanes=16)
-    assert rep["cycles_per_frame"]["mean"] >= rep["event_bound_cycles"]  # the bound is a bound
+    assert rep.cycles_per_frame["mean"] >= rep.event_bound_cycles  # the bound is a bound

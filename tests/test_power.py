@@ -64,3 +64,39 @@ def test_activity_from_reference(coding, input_coding):
     assert a["events"] == pytest.approx(float(res.spikes_per_frame().mean()))
     r = power.estimate("ecp5-85f", RES, a, 25.0, 1000.0)
     assert r["total_w"] > r["static_w"]
+
+
+def test_device_from_board_registry():
+    """A board resolves to its power model through the registry's power_device (one table)."""
+    from snnfpga.boards.registry import BOARDS
+
+    for board in BOARDS.values():
+        dev = power.DEVICES[board.power_device]
+        assert power.device_for(board) is dev
+        assert power.device_for(board.name) is dev
+        assert power.device_for(board.device) is dev
+    assert power.device_for("lfe5u-85f") is power.DEVICES["ecp5-85f"]
+    assert power.device_for(power.DEVICES["xc7a35t"]) is power.DEVICES["xc7a35t"]
+    r = power.estimate(BOARDS["icebreaker"], RES, ACT, 12.0, 100.0)
+    assert r == power.estimate("ice40up5k", RES, ACT, 12.0, 100.0)
+
+
+def test_paper_energy_and_counts_have_one_source():
+    from snnfpga.boards.protocol import Protocol
+    from snnfpga.metrics import activity, energy
+
+    assert power.PAPER_CONSTANTS is energy.PLATFORMS
+    assert power.paper_energy(7, 3) == {**energy.paper_energy(7, 3), "spikes_per_frame": 7.0, "timesteps": 3}
+    with pytest.raises(ValueError, match="non-negative"):
+        energy.paper_energy(-1, 3)
+    for coding, input_coding in (("sc-ttfs", "direct"), ("rate", "spikes"), ("rate", "direct")):
+        net = random_network(coding=coding, input_coding=input_coding, sizes=(16, 12, 4), seed=3)
+        frames = random_frames(net, 8, seed=1)
+        frames[:, ::2] = 0  # the hardware skips zero pixels; so does the count
+        res = simulate(net, frames)
+        a = power.activity_from_reference(net, res, frames=frames)
+        per_layer = activity.synaptic_events_per_layer(net, frames, res).mean(axis=0)
+        assert a["synaptic_events"] == pytest.approx(float(per_layer.sum()))
+        assert a["multiplies"] == pytest.approx(float(per_layer[0]) if input_coding == "direct" else 0.0)
+        proto = Protocol.for_network(net)
+        assert a["uart_bits"] == 10 * (proto.request_bytes + proto.response_bytes)

@@ -127,7 +127,7 @@ def test_pipelining_overlaps_frames():
 @pytest.mark.parametrize("input_coding", ["direct", "spikes"])
 def test_bit_exact_power_of_two_decode(input_coding):
     """Decode LUTs of powers of two (and 0) are applied by shifts, without multipliers."""
-    from snnfpga.rtl_gen.layer_common import multipliers
+    from snnfpga.rtl_gen import describe
 
     net = random_network("sc-ttfs", (10, 8, 6, 3), timesteps=4, input_coding=input_coding, seed=4)
 
@@ -140,7 +140,7 @@ def test_bit_exact_power_of_two_decode(input_coding):
         net = net.with_layer(i, neuron=pow2(net.layers[i].neuron))
     for i in range(len(net.layers)):
         net = net.with_layer(i, acc_bits=layer_acc_bits(net, i))
-    assert [multipliers(net, i, 4) for i in (0, 1, 2)] == [0 if input_coding == "spikes" else 4, 0, 0]
+    assert [layer.multipliers for layer in describe(net, lanes=4).layers] == [0 if input_coding == "spikes" else 4, 0, 0]
     check(net, random_frames(net, 3, seed=5), lanes=4, gaps=True, backpressure=True)
 
 

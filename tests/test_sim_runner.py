@@ -1,5 +1,6 @@
 """sim.runner (simulator discovery, build cache, Icarus compatibility) and the simulate CLI."""
 
+import json
 import os
 import sys
 
@@ -64,8 +65,10 @@ def test_build_is_cached_by_verilog_hash(tmp_path):
     assert bw.directory != b1.directory
     frames = random_frames(net, 3, seed=1)
     r = sim.simulate(net, frames, build=bw)
-    assert r["mismatching_images"] == 0
-    assert r["waves"].endswith(".fst") and os.path.getsize(r["waves"]) > 0
+    assert isinstance(r, sim.SimulationReport)
+    assert r.mismatching_images == 0
+    assert r.waves.endswith(".fst") and os.path.getsize(r.waves) > 0
+    assert r["waves"] == r.to_json()["waves"] == r.waves  # still reads like the dict it was
 
 
 def _cli(argv):
@@ -85,7 +88,8 @@ def test_cli_simulate_frames_file(tmp_path, capsys):
     assert rc == 0, out
     assert "images compared:      5" in out and "mismatching images:   0" in out
     assert "RTL accuracy:" in out and "frame interval:" in out and "images/s" in out
-    assert (tmp_path / "r.json").is_file()
+    doc = json.loads((tmp_path / "r.json").read_text())
+    assert doc["images"] == 5 and doc["mismatching_images"] == 0 and "rtl_classes" in doc and "waves" not in doc
 
 
 def test_cli_needs_honest_frames(tmp_path, capsys):
@@ -121,7 +125,8 @@ def test_cli_frames_from_recorded_dataset(tmp_path, capsys):
 def test_sim_does_not_import_torch():
     import subprocess
 
-    code = ("import sys; import sim, sim.cli, sim.compare, sim.runner, snnfpga.metrics.activity; "
+    code = ("import sys; import snnfpga.sim, snnfpga.sim.cli, snnfpga.sim.compare, snnfpga.sim.runner, "
+            "snnfpga.metrics.activity; "
             "sys.exit(1 if 'torch' in sys.modules or 'cocotb' in sys.modules else 0)")
     assert subprocess.run([sys.executable, "-c", code], cwd=os.path.dirname(os.path.dirname(__file__))).returncode == 0
 

@@ -1,7 +1,9 @@
 """The conversion flow, as an explicit ordered list of passes.
 
-``trace (BN fold) → threshold init → fine-tune → quantize``; then evaluation of the float
-ANN, the float SNN and the integer reference on the test split.
+``trace (BN fold) → threshold init → fine-tune → quantize`` (:func:`convert_network`); then
+evaluation of the float ANN, the float SNN and the integer reference on the test split
+(:func:`evaluate`). :func:`convert` runs both; ``snnfpga run`` (:mod:`snnfpga.flow`) runs every
+conversion of a sweep first and evaluates them after.
 """
 
 from __future__ import annotations
@@ -27,7 +29,8 @@ from .snn import FloatSNN
 from .thresholds import fit_rate_thresholds, fit_ttfs_thresholds
 from .train import accuracy
 
-__all__ = ["ConvertOptions", "Converted", "convert", "evaluate_int", "calibration_sample"]
+__all__ = ["ConvertOptions", "Converted", "convert", "convert_network", "evaluate", "evaluate_int",
+           "calibration_sample"]
 
 
 @dataclass
@@ -47,9 +50,15 @@ class ConvertOptions:
 
 @dataclass
 class Converted:
+    """A converted network: the float SNN, its integer IR, and (after :func:`evaluate`) its metrics."""
+
     snn: FloatSNN
     net: Network
     metrics: dict[str, Any] = field(default_factory=dict)
+    options: ConvertOptions = field(default_factory=ConvertOptions)
+    float_ann: float = float("nan")  # the trained ANN's test accuracy (also in the provenance)
+    finetune: dict[str, Any] = field(default_factory=dict)  # what the fine-tune pass reported
+    seconds: float = 0.0  # conversion time (evaluate adds its own to metrics["seconds"])
 
 
 def calibration_sample(data: Dataset, n: int, seed: int = 0) -> tuple[torch.Tensor, torch.Tensor]:
@@ -69,9 +78,10 @@ def evaluate_int(net: Network, x: np.ndarray, y: np.ndarray, batch: int = 1000, 
     return {"accuracy": correct / len(y), "images": len(y), "spikes_per_frame": spikes / len(y)}
 
 
-def convert(model: nn.Module, data: Dataset, opts: ConvertOptions, name: str = "model",
-            progress: bool = True) -> Converted:
-    """Run every conversion pass on a trained ANN and evaluate the result on the test split."""
+def convert_network(model: nn.Module, data: Dataset, opts: ConvertOptions, name: str = "model",
+                    progress: bool = True) -> Converted:
+    """Passes 1-4 on a trained ANN (trace + BN fold, threshold init, fine-tune, quantize); no
+    evaluation (:func:`evaluate` adds the metrics)."""
     t0 = time.time()
     model.eval()
     layers = trace(model, data.shape)  # pass 1: trace, BN folded
@@ -102,12 +112,30 @@ def convert(model: nn.Module, data: Dataset, opts: ConvertOptions, name: str = "
     }
     net = quantize(snn, name=name, weight_bits=opts.weight_bits, input_bits=opts.input_bits,  # pass 4
                    act_bits=opts.act_bits, provenance=provenance)
-    snn_acc, snn_spikes = snn_accuracy(snn, data.test_x, data.test_y)
-    int_res = evaluate_int(net, data.test_x, data.test_y, progress=progress)
-    metrics = {
+    return Converted(snn=snn, net=net, options=opts, float_ann=provenance["float_ann_accuracy"], finetune=ft,
+                     seconds=time.time() - t0)
+
+
+def evaluate(c: Converted, data: Dataset, progress: bool = True) -> dict[str, Any]:
+    """Float SNN and integer reference accuracy of a converted network on the test split; fills
+    and returns ``c.metrics`` (the float ANN's accuracy is the one recorded in the provenance)."""
+    t0 = time.time()
+    opts = c.options
+    snn_acc, snn_spikes = snn_accuracy(c.snn, data.test_x, data.test_y)
+    int_res = evaluate_int(c.net, data.test_x, data.test_y, progress=progress)
+    c.metrics = {
         "coding": opts.coding, "timesteps": opts.timesteps, "input_coding": opts.input_coding,
-        "float_ann": provenance["float_ann_accuracy"], "float_snn": snn_acc, "int_ref": int_res["accuracy"],
+        "float_ann": c.float_ann, "float_snn": snn_acc, "int_ref": int_res["accuracy"],
         "images": int_res["images"], "float_spikes_per_frame": snn_spikes,
-        "spikes_per_frame": int_res["spikes_per_frame"], "finetune": ft, "seconds": time.time() - t0,
+        "spikes_per_frame": int_res["spikes_per_frame"], "finetune": c.finetune,
+        "seconds": c.seconds + time.time() - t0,
     }
-    return Converted(snn=snn, net=net, metrics=metrics)
+    return c.metrics
+
+
+def convert(model: nn.Module, data: Dataset, opts: ConvertOptions, name: str = "model",
+            progress: bool = True) -> Converted:
+    """Run every conversion pass on a trained ANN and evaluate the result on the test split."""
+    c = convert_network(model, data, opts, name=name, progress=progress)
+    evaluate(c, data, progress=progress)
+    return c

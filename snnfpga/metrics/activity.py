@@ -7,9 +7,16 @@ pixels: every nonzero pixel) times that input's fan-out (dense: ``n_out``; conv2
 channels times the output positions whose window covers it; through sum pooling and flatten
 the fan-outs of the pooled positions add up). Rate coding counts the events of every step;
 direct pixels count once per frame (their current is the same at every step).
+
+Every count of synaptic events in the project comes from here: :func:`event_counts` says how
+many events each input element and each neuron emits (from the reference, or assumed where no
+reference run is at hand), :func:`synaptic_events_from_counts` turns those into synaptic
+events per weighted layer through the exact fan-outs.
 """
 
 from __future__ import annotations
+
+from typing import Mapping
 
 import numpy as np
 
@@ -17,7 +24,7 @@ from .. import reference
 from ..ir import Layer, Network
 
 __all__ = ["fanout", "synaptic_events", "synaptic_events_per_layer", "event_bound_cycles",
-           "neuron_event_counts"]
+           "neuron_event_counts", "event_counts", "synaptic_events_from_counts"]
 
 
 def _cover(in_shape: tuple[int, ...], k: int, s: int, p: int, f_out: np.ndarray) -> np.ndarray:
@@ -70,11 +77,38 @@ def synaptic_events_per_layer(net: Network, frames: np.ndarray,
     frames = np.asarray(frames)
     if ref is None:
         ref = reference.simulate(net, frames)
-    n = len(ref.classes)
+    return synaptic_events_from_counts(net, *event_counts(net, frames, ref))
+
+
+def event_counts(net: Network, frames: np.ndarray | None = None, ref: reference.Result | None = None,
+                 *, per_neuron: int = 1) -> tuple[np.ndarray, dict[int, np.ndarray]]:
+    """Events per frame of each input element and of each hidden weighted layer's neurons.
+
+    Returns ``(inputs (N, input.size), {layer index: (N, n_out)})``. With ``ref`` the counts
+    are the reference's spikes (rate: summed over the steps) and a direct pixel counts once
+    when it is non-zero (the hardware skips zero pixels; needs ``frames``). What no run gives
+    is assumed, ``N = 1`` without ``ref``: every direct pixel non-zero (an upper bound), every
+    spiking input element and neuron ``per_neuron`` events per frame.
+    """
+    n = 1 if ref is None else len(ref.classes)
+    hidden = [i for i, layer in enumerate(net.layers) if layer.weighted and layer.neuron is not None]
     if net.input.input_coding == "spikes":
-        src = neuron_event_counts(ref.spikes[reference.INPUT])
+        src = (neuron_event_counts(ref.spikes[reference.INPUT]) if ref is not None
+               else np.full((1, net.input.size), per_neuron, dtype=np.int64))
+    elif frames is not None:
+        src = (np.asarray(frames).reshape(n, -1) != 0).astype(np.int64)
     else:
-        src = (frames.reshape(n, -1) != 0).astype(np.int64)
+        src = np.ones((n, net.input.size), dtype=np.int64)
+    stage = {i: (neuron_event_counts(ref.spikes[i]) if ref is not None
+                 else np.full((1, net.layers[i].n_out), per_neuron, dtype=np.int64)) for i in hidden}
+    return src, stage
+
+
+def synaptic_events_from_counts(net: Network, inputs: np.ndarray,
+                                stage: Mapping[int, np.ndarray]) -> np.ndarray:
+    """Synaptic events ``(N, weighted layers)`` from per-element event counts (:func:`event_counts`):
+    each weighted layer gets the events of the stage feeding it times their fan-outs."""
+    src = np.asarray(inputs, dtype=np.int64)
     per: list[np.ndarray] = []
     pending: list[Layer] = []
     for i, layer in enumerate(net.layers):
@@ -88,7 +122,7 @@ def synaptic_events_per_layer(net: Network, frames: np.ndarray,
         per.append(src @ f)
         if layer.neuron is None:
             break
-        src = neuron_event_counts(ref.spikes[i])
+        src = np.asarray(stage[i], dtype=np.int64)
     return np.stack(per, axis=1).astype(np.int64)
 
 
