@@ -15,7 +15,7 @@ import numpy as np
 from amaranth.hdl import ClockDomain, Module
 from amaranth.sim import Simulator
 
-from snnfpga.ir import Network
+from snnfpga.ir import Network, Stage
 
 from .top import NetworkTop
 
@@ -28,8 +28,8 @@ class SimRun:
 
     output: np.ndarray
     classes: np.ndarray
-    #: stage (``"in"`` or the layer index) -> list (per frame) of events sorted by (time, kind, neuron)
-    events: dict[str | int, list[list[tuple[int, int, int]]]] = field(default_factory=dict)
+    #: :class:`~snnfpga.ir.Stage` -> list (per frame) of events sorted by (time, kind, neuron)
+    events: dict[Stage, list[list[tuple[int, int, int]]]] = field(default_factory=dict)
     #: cycle of each frame's first accepted pixel and of its last accepted result beat
     first_pixel: list[int] = field(default_factory=list)
     last_beat: list[int] = field(default_factory=list)
@@ -116,7 +116,7 @@ def run(net: Network, frames: np.ndarray, *, lanes: int = 1, gaps: bool = False,
     def monitor(stage):
         sigs = [getattr(dut, f"tap_{stage.name}_{s}") for s in ("valid", "neuron", "time", "kind", "done")]
         frames_ev: list[list[tuple[int, int, int]]] = [[]]
-        out.events["in" if stage.is_input else int(stage)] = frames_ev
+        out.events[stage] = frames_ev
 
         async def proc(ctx):
             async for _, rst, valid, neuron, time, kind, done in ctx.tick().sample(*sigs):

@@ -17,8 +17,8 @@ from hypothesis import strategies as st
 
 from snnfpga.rtl_gen.pysim import run
 from snnfpga.ir.bounds import layer_acc_bits
-from snnfpga.ir import Network, validate
-from snnfpga.reference import INPUT, simulate
+from snnfpga.ir import Network, Stage, validate
+from snnfpga.reference import simulate
 from snnfpga.testing import random_frames, random_network
 
 
@@ -27,8 +27,7 @@ def mismatches(net: Network, frames: np.ndarray, hw) -> list[str]:
     ref = simulate(net, frames)
     out = []
     n = len(frames)
-    for key, spikes in ref.spikes.items():
-        stage = "in" if key == INPUT else key
+    for stage, spikes in ref.spikes.items():
         got = hw.events.get(stage)
         if got is None or len(got) != n:
             out.append(f"stage {stage}: {None if got is None else len(got)} frames closed, want {n}")
@@ -175,4 +174,4 @@ def test_bit_exact_with_flatten(coding):
                               layers=[Layer(kind="flatten", in_shape=(1, 4, 4), out_shape=(16,))] + base.layers)
     validate(net)
     hw, _ = check(net, random_frames(net, 3, seed=8), lanes=4, gaps=True, backpressure=True)
-    assert sorted(hw.events, key=str) == [1, "in"]
+    assert sorted(hw.events) == [Stage.INPUT, Stage(1)]
