@@ -1,4 +1,4 @@
-"""Amaranth hardware for the Network IR: dense SNN layer cores, the network top, Verilog.
+"""Amaranth hardware for the Network IR: dense and conv2d SNN layer cores, the network top, Verilog.
 
 Architecture (DESIGN.md §4; ports and summary JSON pinned by docs/hardware.md):
 
@@ -14,6 +14,10 @@ Architecture (DESIGN.md §4; ports and summary JSON pinned by docs/hardware.md):
   membranes and events (``dec`` scaling: one multiplier per lane, or shifts for power-of-two
   LUTs). The banks swap at each end marker, so decoding frame f+1 (step t+1) overlaps encoding
   frame f (step t): the frame interval is the busiest layer's ``events × ceil(n_out/lanes)``.
+- conv2d layers decode events through their kernel footprint (:class:`~.layer_common.WindowDecode`:
+  every tap whose output position is in range, ``lanes`` output channels a weight word);
+  avgpool2d (integer sum pooling) and flatten between weighted layers are address remaps in
+  the consumer's decode. The encode side is the dense one, walking ``positions × groups`` words.
 - :class:`NetworkTop` chains the stages and adds the counters and per-stage taps;
   :func:`generate` writes the Verilog and the summary JSON; :mod:`.pysim` runs the top in
   Amaranth's simulator; :func:`describe` returns a :class:`HardwareDescription` of the top

@@ -61,7 +61,8 @@ class MemoryDescription:
 
 @dataclass(frozen=True)
 class LayerDescription:
-    """One weighted layer's core: ``groups = ceil(n_out / lanes)`` words per weight column,
+    """One weighted layer's core: ``groups = ceil(out_channels / lanes)`` words per weight column
+    (dense: ``out_channels = n_out``; conv2d: per kernel tap ``(ci, ky, kx)``),
     ``slots`` partial sums per neuron and bank, ``multipliers`` hardware multipliers (docs/hardware.md)."""
 
     index: int

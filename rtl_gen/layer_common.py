@@ -1,6 +1,6 @@
 # amaranth: UnusedElaboratable=no
 # (the memories and sub-components made in __init__ are used exactly when their owner is)
-"""The part every dense layer core shares: weights, double-banked partial sums, event decode.
+"""The part every layer core (dense, conv2d) shares: weights, double-banked partial sums, event decode.
 
 Decode is event driven: an incoming event ``(i, t, kind)`` reads column ``W[:, i]`` of the
 weight memory ``lanes`` weights per word and adds it into partial-sum word
@@ -8,6 +8,16 @@ weight memory ``lanes`` weights per word and adds it into partial-sum word
 one step), one word per cycle: a three-stage read-modify-write pipeline over the group index
 ``g`` (:class:`DecodePipeline`). A first layer fed direct pixels multiplies each weight by the
 pixel (one multiplier per lane) instead.
+
+A conv2d layer, and any layer fed through a sum pool, decodes through :class:`WindowDecode`
+instead: the event's flat C-order index is split into ``(c, y, x)``, sum pooling (an address
+remap: the event counts at every pooled position whose window covers it) and the convolution
+taps (every ``(ky, kx)`` whose output position is integral and in range) are enumerated from
+per-axis ``[lo, hi]`` tables, and each tap adds the ``groups`` words of ``W[g, c, ky, kx]``
+(``lanes`` output channels a word) into partial-sum word ``(slot, oy, ox, g)``. Flatten is the
+identity on C-order indices. A conv layer's partial sums are ``positions × groups`` words per
+slot (``positions = Ho·Wo``), and its neuron ``j = co·positions + position``, the C order the
+next layer and the reference use.
 
 The partial sums live in two memories (:class:`PartialSumBanks`). The decode side fills bank
 ``dbank`` while the layer's encode side (a subclass of :class:`DenseLayerBase`:
@@ -18,20 +28,20 @@ overlaps encoding frame f (step t).
 
 from __future__ import annotations
 
-from amaranth.hdl import Cat, Module, Mux, Shape, Signal, Value, signed, unsigned
+from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
-from amaranth.utils import ceil_log2, exact_log2
+from amaranth.utils import bits_for, ceil_log2, exact_log2
 
 from snnfpga.errors import BadOption, Unsupported
 from snnfpga.ir import Layer, Network, weighted_layers
 
 from .events import event_signature, index_bits, pixel_shape, result_signature, time_bits
-from .luts import const_mul, pack_words
+from .luts import const_divmod, const_mul, pack_words, window_ranges
 
-__all__ = ["DenseLayerBase", "PartialSumBanks", "DecodePipeline", "check_lanes", "check_supported",
-           "source_neuron"]
+__all__ = ["DenseLayerBase", "LayerCore", "PartialSumBanks", "DecodePipeline", "WindowDecode", "check_lanes",
+           "check_supported", "source_neuron", "wiring_before"]
 
 
 def check_lanes(lanes: object) -> int:
@@ -45,12 +55,33 @@ def _check_count(name: str, value: object, minimum: int = 1) -> None:
         raise TypeError(f"{name} must be an integer >= {minimum}, not {value!r}")
 
 
+def wiring_before(net: Network, index: int) -> list[Layer]:
+    """The weightless layers (flatten, avgpool2d) between the previous weighted layer (or the
+    input) and layer ``index``."""
+    out: list[Layer] = []
+    for layer in net.layers[:index]:
+        out = [] if layer.weighted else out + [layer]
+    return out
+
+
 def check_supported(net: Network) -> None:
-    """Dense networks (with optional flatten layers) only, so far."""
+    """Dense and conv2d layers, with flatten and at most one avgpool2d between weighted
+    layers; the output layer is dense or a conv2d with one output position (its result beats
+    leave in channel order)."""
+    wl = weighted_layers(net)
+    pools = 0
     for i, layer in enumerate(net.layers):
-        if layer.kind not in ("dense", "flatten"):
-            raise Unsupported(
-                f"rtl_gen supports dense and flatten layers only; layer {i} is {layer.kind!r}")
+        if layer.kind not in ("dense", "conv2d", "flatten", "avgpool2d"):
+            raise Unsupported(f"rtl_gen does not support layer {i} ({layer.kind!r})")
+        if layer.kind == "avgpool2d":
+            pools += 1
+            if pools > 1:
+                raise Unsupported(f"rtl_gen supports one avgpool2d between weighted layers; layer {i} is a second one")
+        if layer.weighted:
+            pools = 0
+        if layer.kind == "conv2d" and layer is wl[-1] and layer.n_out != layer.out_shape[0]:
+            raise Unsupported(f"rtl_gen supports a conv2d output layer with one output position only; layer {i} "
+                              f"(the output layer) is 'conv2d' with output shape {list(layer.out_shape)}")
 
 
 def source_neuron(net: Network, index: int):
@@ -341,26 +372,247 @@ class DecodePipeline(wiring.Component):
         return m
 
 
+class WindowDecode(wiring.Component):
+    """Event decode through a window: sum pooling (an address remap) and/or a convolution.
+
+    An incoming event (or non-zero pixel) has the flat C-order index ``n`` of a source of shape
+    ``src_shape = (C, H, W)``: ``n = (c·H + y)·W + x``. Through an optional sum pool (``pool``)
+    it is an event at every pooled position ``(c, py, px)`` whose window covers ``(y, x)``
+    (level A); a convolution consumer (``conv``) then updates, for every kernel tap whose output
+    position ``oy = (py + p - ky)/s``, ``ox = (px + p - kx)/s`` is integral and in range (level
+    B, enumerated directly from per-axis ``[lo, hi]`` tables, so borders and stride cost
+    nothing), the ``groups`` words of weight ``W[g, c, ky, kx]`` (``lanes`` output channels a
+    word) into partial-sum word ``slot·positions·groups + (oy·Wo + ox)·groups + g``. A dense
+    consumer after a pool reads column ``(c·Hp + py)·Wp + px``. One word per cycle through the
+    same three-stage read-modify-write pipeline as :class:`DecodePipeline`. The next beat waits
+    in a register; in the cycle the current event issues its last word it is decomposed
+    (constant-reciprocal multiplications, no divider), its ranges are looked up and it becomes
+    the current event, so events follow each other without a gap (an event none of whose
+    positions is in range costs one cycle). An end marker (or the frame's last pixel) hands the
+    bank over like there, once the last write is done and the encode side is idle.
+
+    Parameters
+    ----------
+    src_shape : (int, int, int)
+        Shape of the incoming events' source.
+    pool : (kernel, stride, padding, out_h, out_w) or None
+    conv : (kernel, stride, padding, out_h, out_w) or None
+        At least one of them.
+    weight_depth : int
+        Words of the weight memory.
+    groups, slots, timesteps, lanes, weight_bits, acc_bits, pixel_shape
+        As for :class:`DecodePipeline`.
+
+    Members are those of :class:`DecodePipeline` (``i_stream`` indices into ``src_shape``).
+    """
+
+    def __init__(self, *, src_shape, pool, conv, weight_depth: int, groups: int, slots: int, timesteps: int,
+                 lanes: int, weight_bits: int, acc_bits: int, pixel_shape=None):
+        if pool is None and conv is None:
+            raise ValueError("a window decode needs a pool or a conv (use DecodePipeline)")
+        for name, value in (("groups", groups), ("timesteps", timesteps), ("lanes", lanes),
+                            ("weight_bits", weight_bits), ("acc_bits", acc_bits), ("weight_depth", weight_depth)):
+            _check_count(name, value)
+        if slots not in (1, timesteps, 2 * timesteps):
+            raise ValueError(f"slots must be 1, timesteps or 2 × timesteps, not {slots!r}")
+        self.src_shape = tuple(int(v) for v in src_shape)
+        self.pool, self.conv = pool, conv
+        C, H, W = self.src_shape
+        self.n_in = C * H * W
+        self.positions = conv[3] * conv[4] if conv is not None else 1
+        self.groups, self.slots, self.T = groups, slots, timesteps
+        self.lanes, self.wb, self.ab = lanes, weight_bits, acc_bits
+        self.direct = pixel_shape is not None
+        self.multipliers = lanes if self.direct else 0
+        if self.direct:
+            i_sig = stream.Signature(Shape.cast(pixel_shape))
+        else:
+            i_sig = event_signature(index_bits(self.n_in), time_bits(timesteps))
+        super().__init__({
+            "i_stream": In(i_sig),
+            "weights": In(ReadPort.Signature(addr_width=ceil_log2(weight_depth),
+                                             shape=unsigned(lanes * weight_bits))),
+            "psum": In(PartialSumBanks.PortSignature(addr_width=ceil_log2(slots * self.positions * groups),
+                                                     width=lanes * acc_bits)),
+            "hold": In(1), "busy": In(1), "start": Out(1),
+        })
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        L, G, S, T, ab, wb = self.lanes, self.groups, self.slots, self.T, self.ab, self.wb
+        P = self.positions
+        depth = S * P * G
+        C, H, W = self.src_shape
+        pool, conv = self.pool, self.conv
+        inp = self.i_stream
+        # R0: the next beat, waiting while the current event's words are issued
+        r0_valid, r0_ev, r0_end = Signal(), Signal(), Signal()
+        r0_n = Signal(range(self.n_in))
+        r0_slot, slot = Signal(range(S)), Signal(range(S))
+        s1_valid, s2_valid = Signal(), Signal()
+        s1_addr, s2_addr = Signal(range(depth)), Signal(range(depth))
+        if self.direct:
+            r0_x, xv = Signal.like(inp.payload), Signal.like(inp.payload)
+            s1_x = Signal.like(inp.payload)
+            pix = Signal(range(self.n_in))
+            in_row, in_slot = pix, 0
+            in_ev = inp.payload != 0
+            in_end = pix == self.n_in - 1
+        else:
+            p = inp.payload
+            in_row = p.neuron
+            if S == 1:
+                in_slot = 0
+            elif S > T:
+                in_slot = Mux(p.kind, T, 0) + p.time
+            else:
+                in_slot = p.time
+            in_ev = ~p.end
+            in_end = p.end
+
+        # the waiting event's coordinates
+        c_q, rem = const_divmod(r0_n, H * W, self.n_in)
+        y_q, x_q = const_divmod(rem, W, H * W)
+        Hin, Win = (pool[3], pool[4]) if pool is not None else (H, W)
+        c = Signal(range(C))
+        py, px, pxl = Signal(range(Hin)), Signal(range(Win)), Signal(range(Win))
+        pyh, pxh = Signal(range(Hin)), Signal(range(Win))
+        g = Signal(range(G))
+
+        def table(values):
+            return Array(Const(v, unsigned(max(1, bits_for(max(values))))) for v in values)
+
+        if conv is not None:
+            K, cs, cp, Ho, Wo = conv
+            oy, oyh = Signal(range(Ho)), Signal(range(Ho))
+            ox, oxl, oxh = Signal(range(Wo)), Signal(range(Wo)), Signal(range(Wo))
+            b_ok = Signal()
+            tlo_y, thi_y = (table(t) for t in window_ranges(Hin, Ho, K, cs, cp))
+            tlo_x, thi_x = (table(t) for t in window_ranges(Win, Wo, K, cs, cp))
+
+        def load_b(ny, nx):
+            """Enter level B (the taps) at pooled / input position (ny, nx)."""
+            m.d.sync += g.eq(0)
+            if conv is not None:
+                ly, hy, lx, hx = tlo_y[ny], thi_y[ny], tlo_x[nx], thi_x[nx]
+                m.d.sync += [oy.eq(ly), oyh.eq(hy), ox.eq(lx), oxl.eq(lx), oxh.eq(hx),
+                             b_ok.eq((ly <= hy) & (lx <= hx))]
+
+        # addresses of the current word
+        if conv is not None:
+            ky, kx = Signal(range(K)), Signal(range(K))
+            m.d.comb += [ky.eq(py + cp - const_mul(oy, cs)), kx.eq(px + cp - const_mul(ox, cs))]
+            waddr = const_mul(c, K * K * G) + const_mul(ky, K * G) + const_mul(kx, G) + g
+            paddr = const_mul(slot, P * G) + const_mul(oy, Wo * G) + const_mul(ox, G) + g
+            issue = b_ok
+        else:
+            waddr = const_mul(c, Hin * Win * G) + const_mul(py, Win * G) + const_mul(px, G) + g
+            paddr = const_mul(slot, G) + g
+            issue = Const(1, 1)
+        last_g = g == G - 1
+        last_b = (~b_ok | (last_g & (ox == oxh) & (oy == oyh))) if conv is not None else last_g
+        last_a = ((px == pxh) & (py == pyh)) if pool is not None else Const(1, 1)
+
+        m.d.comb += self.psum.r_addr.eq(s1_addr)
+        m.d.sync += s1_valid.eq(0)
+        running = Signal()                 # words of the current event are being issued
+        take = Signal()                    # the waiting event becomes the current one
+        m.d.comb += take.eq(r0_valid & r0_ev & (~running | (last_b & last_a)))
+        with m.If(running):
+            m.d.comb += self.weights.addr.eq(waddr)
+            m.d.sync += [s1_valid.eq(issue), s1_addr.eq(paddr)]
+            if self.direct:
+                m.d.sync += s1_x.eq(xv)
+            with m.If(~last_b):
+                with m.If(~last_g):
+                    m.d.sync += g.eq(g + 1)
+                with m.Else():
+                    m.d.sync += g.eq(0)
+                    if conv is not None:
+                        with m.If(ox == oxh):
+                            m.d.sync += [ox.eq(oxl), oy.eq(oy + 1)]
+                        with m.Else():
+                            m.d.sync += ox.eq(ox + 1)
+            with m.Elif(~last_a):
+                wrap = px == pxh
+                ny = Mux(wrap, py + 1, py)[:len(py)]
+                nx = Mux(wrap, pxl, px + 1)[:len(px)]
+                m.d.sync += [py.eq(ny), px.eq(nx)]
+                load_b(ny, nx)
+            with m.Else():
+                m.d.sync += running.eq(0)
+        with m.If(take):                   # decompose it and enter its first position
+            m.d.sync += [c.eq(c_q), slot.eq(r0_slot), r0_ev.eq(0)]
+            if self.direct:
+                m.d.sync += xv.eq(r0_x)
+            with m.If(~r0_end):
+                m.d.sync += r0_valid.eq(0)
+            if pool is not None:
+                kp, sp, pp, Hp, Wp = pool
+                ly, hy = (table(t) for t in window_ranges(H, Hp, kp, sp, pp))
+                lx, hx = (table(t) for t in window_ranges(W, Wp, kp, sp, pp))
+                ly, hy, lx, hx = ly[y_q], hy[y_q], lx[x_q], hx[x_q]
+                m.d.sync += [py.eq(ly), pyh.eq(hy), px.eq(lx), pxl.eq(lx), pxh.eq(hx),
+                             running.eq((ly <= hy) & (lx <= hx))]
+                load_b(ly, lx)
+            else:
+                m.d.sync += [py.eq(y_q), px.eq(x_q), running.eq(1)]
+                load_b(y_q, x_q)
+        # an end marker (alone, or after the frame's last pixel was taken) waits for the last
+        # write and for the encode side, then hands the bank over
+        with m.If(r0_valid & ~r0_ev & r0_end & ~running & ~s1_valid & ~s2_valid & ~self.busy):
+            m.d.comb += self.start.eq(1)
+            m.d.sync += [r0_valid.eq(0), r0_end.eq(0)]
+        accept = Signal()
+        m.d.comb += [inp.ready.eq(~self.hold & (~r0_valid | (take & ~r0_end))),
+                     accept.eq(inp.valid & inp.ready)]
+        with m.If(accept):
+            if self.direct:
+                m.d.sync += [pix.eq(Mux(in_end, 0, pix + 1)), r0_x.eq(inp.payload)]
+            m.d.sync += [r0_n.eq(in_row), r0_slot.eq(in_slot), r0_ev.eq(in_ev), r0_end.eq(in_end),
+                         r0_valid.eq(in_ev | in_end)]
+        prods = []
+        for k in range(L):
+            wk = lane(self.weights.data, k, wb)
+            value = wk * s1_x if self.direct else wk
+            prod = Signal(value.shape(), name=f"prod{k}")
+            m.d.sync += prod.eq(value)
+            prods.append(prod)
+        m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr)]
+        terms = [(lane(self.psum.r_data, k, ab) + prods[k])[:ab] for k in range(L)]
+        m.d.comb += [self.psum.w_addr.eq(s2_addr), self.psum.w_en.eq(s2_valid),
+                     self.psum.w_data.eq(Cat(*terms))]
+        return m
+
+
 class DenseLayerBase(wiring.Component):
-    """A dense layer core (subclasses add the encode side); see the module docstring.
+    """A dense or conv2d layer core (subclasses add the encode side); see the module docstring.
 
     Parameters
     ----------
     net : Network
     index : int
-        The IR index of this (dense) layer.
+        The IR index of this (dense or conv2d) layer.
     lanes : int
         Weights read per cycle.
 
     Attributes
     ----------
+    channels, positions : int
+        Output channels and output positions (``Ho·Wo``; dense: ``n_out`` and 1); neuron
+        ``j = channel·positions + position``.
+    groups, words : int
+        ``ceil(channels / lanes)`` weight groups; ``positions × groups`` partial-sum words per slot.
+    pool : Layer or None
+        The avgpool2d between the previous weighted layer (or the input) and this one.
     weights, bias : :class:`~amaranth.lib.memory.Memory`
-        Submodules ``weights`` (``n_in × groups`` words, column-major) and ``bias`` (``groups``
-        words), initialised from the IR.
+        Submodules ``weights`` (dense: ``n_in × groups`` words, column-major; conv2d:
+        ``in_channels × k² × groups`` words, one group of ``W[:, ci, ky, kx]`` each) and
+        ``bias`` (``groups`` words), initialised from the IR.
     psums : :class:`PartialSumBanks`
-        Submodule ``psums``.
-    decode : :class:`DecodePipeline`
-        Submodule ``decode``.
+        Submodule ``psums`` (``slots × words`` words a bank).
+    decode : :class:`DecodePipeline` or :class:`WindowDecode`
+        Submodule ``decode`` (a window decode for conv2d, or after a sum pool).
     memories : tuple of ``(path, role, Memory)``
         Every memory inside this core.
     multipliers : int
@@ -379,13 +631,20 @@ class DenseLayerBase(wiring.Component):
     def __init__(self, net: Network, index: int, *, lanes: int = 1):
         lanes = check_lanes(lanes)
         layer: Layer = net.layers[index]
-        if layer.kind != "dense":
-            raise NotImplementedError(f"layer {index} is {layer.kind!r}; this core implements dense layers")
+        if layer.kind not in ("dense", "conv2d"):
+            raise NotImplementedError(f"layer {index} is {layer.kind!r}; this core implements dense and conv2d layers")
         self.net, self.index, self.layer, self.lanes = net, index, layer, lanes
         self.T = net.timesteps
         self.tb = time_bits(self.T)
         self.n_in, self.n_out = layer.n_in, layer.n_out
-        self.groups = -(-self.n_out // lanes)
+        self.conv = layer.kind == "conv2d"
+        #: output channels (dense: neurons) and output positions (dense: 1); neuron
+        #: ``j = channel·positions + position`` (C order)
+        self.channels = layer.out_shape[0]
+        self.positions = self.n_out // self.channels
+        self.groups = -(-self.channels // lanes)
+        #: partial-sum words per slot and bank: ``positions × groups``, word ``position·groups + g``
+        self.words = self.positions * self.groups
         self.is_output = layer is weighted_layers(net)[-1]
         self.src = source_neuron(net, index)
         self.direct = self.src is None
@@ -396,17 +655,38 @@ class DenseLayerBase(wiring.Component):
         else:
             self.slots = self.T * (2 if self.src.calibrated else 1)
         pixels = pixel_shape(net.input.bits, net.input.signed)
+        pools = [w for w in wiring_before(net, index) if w.kind == "avgpool2d"]
+        self.pool = pools[0] if pools else None
 
         w = layer.weight
-        rows = [row for i in range(self.n_in) for row in self.lane_rows([int(x) for x in w[:, i]])]
-        self.weights = self.word_memory(rows, self.wb, self.n_in * self.groups)
+        if self.conv:
+            ci, k = layer.in_shape[0], layer.kernel
+            rows = [row for c in range(ci) for ky in range(k) for kx in range(k)
+                    for row in self.lane_rows([int(x) for x in w[:, c, ky, kx]])]
+            wdepth = ci * k * k * self.groups
+        else:
+            rows = [row for i in range(self.n_in) for row in self.lane_rows([int(x) for x in w[:, i]])]
+            wdepth = self.n_in * self.groups
+        self.weights = self.word_memory(rows, self.wb, wdepth)
         self._weights_rp = self.weights.read_port()
         self.bias = self.word_memory(self.lane_rows([int(b) for b in layer.bias]), self.ab, self.groups)
         self._bias_rp = self.bias.read_port()
-        self.psums = PartialSumBanks(width=lanes * self.ab, depth=self.slots * self.groups)
-        self.decode = DecodePipeline(n_in=self.n_in, groups=self.groups, slots=self.slots,
-                                     timesteps=self.T, lanes=lanes, weight_bits=self.wb,
-                                     acc_bits=self.ab, pixel_shape=pixels if self.direct else None)
+        self.psums = PartialSumBanks(width=lanes * self.ab, depth=self.slots * self.words)
+        common = dict(groups=self.groups, slots=self.slots, timesteps=self.T, lanes=lanes, weight_bits=self.wb,
+                      acc_bits=self.ab, pixel_shape=pixels if self.direct else None)
+        if not self.conv and self.pool is None:
+            self.decode = DecodePipeline(n_in=self.n_in, **common)
+        else:
+            pool = conv = None
+            if self.pool is not None:
+                pl = self.pool
+                pool = (pl.kernel, pl.stride, pl.padding, pl.out_shape[1], pl.out_shape[2])
+                src_shape = pl.in_shape
+            else:
+                src_shape = layer.in_shape
+            if self.conv:
+                conv = (layer.kernel, layer.stride, layer.padding, layer.out_shape[1], layer.out_shape[2])
+            self.decode = WindowDecode(src_shape=src_shape, pool=pool, conv=conv, weight_depth=wdepth, **common)
 
         members = {"i_stream": self.decode.signature.members["i_stream"]}
         if self.is_output:
@@ -415,6 +695,45 @@ class DenseLayerBase(wiring.Component):
         else:
             members["o_events"] = Out(event_signature(index_bits(self.n_out), self.tb))
         super().__init__(members)
+
+    def word_counters(self, m: Module):
+        """The encode side's walk over the partial-sum words of one slot: returns ``(w, g,
+        base_j, neuron, lane_ok, step, reset)`` for lane ``ln`` (``neuron(ln)``,
+        ``lane_ok(ln)``): ``w`` the word (``position·groups + g``), ``g`` the weight group (bias
+        address), ``base_j = g·lanes`` the group's first channel; ``step()`` moves to the next
+        word, ``reset()`` back to word 0. Dense layers: ``w`` is ``g``."""
+        L, G, P = self.lanes, self.groups, self.positions
+        w = Signal(range(self.words), name="word")
+        base_j = Signal(range(G * L))
+        if P == 1:
+            g = w
+        else:
+            g = Signal(range(G), name="group")
+            pos = Signal(range(P), name="position")
+
+        def neuron(ln):
+            co = base_j + ln
+            return co if P == 1 else const_mul(co, P) + pos
+
+        def lane_ok(ln):
+            return (base_j + ln) < self.channels
+
+        def step():
+            m.d.sync += w.eq(w + 1)
+            if P == 1:
+                m.d.sync += base_j.eq(base_j + L)
+            else:
+                with m.If(g == G - 1):
+                    m.d.sync += [g.eq(0), base_j.eq(0), pos.eq(pos + 1)]
+                with m.Else():
+                    m.d.sync += [g.eq(g + 1), base_j.eq(base_j + L)]
+
+        def reset():
+            m.d.sync += [w.eq(0), base_j.eq(0)]
+            if P > 1:
+                m.d.sync += [g.eq(0), pos.eq(0)]
+
+        return w, g, base_j, neuron, lane_ok, step, reset
 
     @property
     def memories(self) -> tuple[tuple[str, str, Memory], ...]:
@@ -482,3 +801,7 @@ def emit_result(m: Module, r, *, vsel: Value, best_bits: int, n_out: int, j: Val
             group_done()
         with m.Else():
             m.d.sync += ln.eq(ln + 1)
+
+
+#: the core base class under its general name (dense and conv2d layers)
+LayerCore = DenseLayerBase

@@ -35,7 +35,7 @@ class RateDenseLayer(DenseLayerBase):
 
     def __init__(self, net, index: int, *, lanes: int = 1):
         super().__init__(net, index, lanes=lanes)
-        self.membranes = self.word_memory(None, self.ab, self.groups)
+        self.membranes = self.word_memory(None, self.ab, self.words)
         self._membranes_rp = self.membranes.read_port()
         self._membranes_wp = self.membranes.write_port()
 
@@ -50,21 +50,27 @@ class RateDenseLayer(DenseLayerBase):
         m.submodules.membranes = self.membranes
         b_rp, v_rp, v_wp = self._bias_rp, self._membranes_rp, self._membranes_wp
         v = [Signal(signed(ab), name=f"v{k}") for k in range(L)]
-        g = Signal(range(G))
+        NW, P = self.words, self.positions
+        # w: the partial-sum / membrane word (position·groups + g); g: its weight group (dense: w)
+        w, g, _base_j, neuron_of, lane_ok_of, step_word, reset_words = self.word_counters(m)
         t = Signal(range(T))
         ln = Signal(range(L))
-        m.d.comb += [bank.r_addr.eq(g), b_rp.addr.eq(g), v_rp.addr.eq(g),
-                     v_wp.addr.eq(g), v_wp.data.eq(Cat(*v))]
+        m.d.comb += [bank.r_addr.eq(w), b_rp.addr.eq(g), v_rp.addr.eq(w),
+                     v_wp.addr.eq(w), v_wp.data.eq(Cat(*v))]
         vsel = Signal(signed(ab))
         m.d.comb += vsel.eq(Array(v)[ln])
-        j = Signal(range(G * L))
-        m.d.comb += j.eq(const_mul(g, L) + ln)
-        lane_ok = j < self.n_out
+        j = Signal(range(G * L * P))
+        if P == 1:
+            m.d.comb += j.eq(const_mul(g, L) + ln)
+        else:
+            m.d.comb += j.eq(neuron_of(ln))
+        lane_ok = lane_ok_of(ln) if P > 1 else j < self.n_out
         last_step = t == T - 1
         clear = last_step if self.direct else 1
 
         def end_of_pass():
-            m.d.sync += [g.eq(0), t.eq(Mux(last_step, 0, t + 1))]
+            reset_words()
+            m.d.sync += t.eq(Mux(last_step, 0, t + 1))
             if self.direct:
                 with m.If(~last_step):
                     m.next = "ACC0"
@@ -76,13 +82,13 @@ class RateDenseLayer(DenseLayerBase):
                 m.next = "IDLE"
 
         def next_group():
-            with m.If(g == G - 1):
+            with m.If(w == NW - 1):
                 if self.is_output:
                     end_of_pass()
                 else:
                     m.next = "END"
             with m.Else():
-                m.d.sync += g.eq(g + 1)
+                step_word()
                 m.next = "ACC0"
 
         if not self.is_output:
@@ -94,12 +100,13 @@ class RateDenseLayer(DenseLayerBase):
         with m.FSM(name="encode"):
             with m.State("IDLE"):
                 with m.If(start):
-                    m.d.sync += [busy.eq(1), g.eq(0)]
+                    m.d.sync += busy.eq(1)
+                    reset_words()
                     m.next = "ACC0"
             with m.State("ACC0"):          # reads of group g are issued
                 m.next = "ACC1"
             with m.State("ACC1"):          # ... and their data is here
-                m.d.comb += [bank.w_addr.eq(g), bank.w_data.eq(0), bank.w_en.eq(clear)]
+                m.d.comb += [bank.w_addr.eq(w), bank.w_data.eq(0), bank.w_en.eq(clear)]
                 for k in range(L):
                     old = Mux(t == 0, v0, lane(v_rp.data, k, ab))
                     m.d.sync += v[k].eq(old + lane(b_rp.data, k, ab) + lane(bank.r_data, k, ab))

@@ -52,47 +52,49 @@ class TTFSDenseLayer(DenseLayerBase):
 
     def elaborate_encode(self, m: Module, bank, *, start, busy) -> None:
         L, G, S, ab, tb = self.lanes, self.groups, self.slots, self.ab, self.tb
+        NW, P = self.words, self.positions
         b_rp = self._bias_rp
         v = [Signal(signed(ab), name=f"v{k}") for k in range(L)]
-        g = Signal(range(G))
+        # w: the partial-sum word (position·groups + g); g: its weight group (dense: w)
+        w, g, base_j, neuron_of, lane_ok_of, step_word, reset_words = self.word_counters(m)
         # accumulate pipeline: issue (iss) -> data (rd) -> registered word (pd) -> product (pr)
         iss = Signal(range(S + 1))
         rd_valid, pd_valid, pr_valid = Signal(), Signal(), Signal()
         rd_slot, pd_slot, pr_slot = Signal(range(S)), Signal(range(S)), Signal(range(S))
         pd = [Signal(signed(ab), name=f"pd{k}") for k in range(L)]
         prod = [Signal(signed(ab), name=f"prod{k}") for k in range(L)]
-        m.d.comb += [bank.r_addr.eq(const_mul(iss, G) + g), b_rp.addr.eq(g)]
+        m.d.comb += [bank.r_addr.eq(const_mul(iss, NW) + w), b_rp.addr.eq(g)]
         shifts = self.shifts
         dec = rom(self.decs) if self.decs is not None and shifts is None else None
-        base_j = Signal(range(G * L))          # = g * L
 
         def start_group():
             m.d.sync += [iss.eq(0), rd_valid.eq(0), pd_valid.eq(0), pr_valid.eq(0)]
             m.next = "ACC"
 
         def group_done():
-            with m.If(g == G - 1):
-                m.d.sync += [g.eq(0), base_j.eq(0)]
+            with m.If(w == NW - 1):
+                reset_words()
                 if self.is_output:
                     m.d.sync += busy.eq(0)
                     m.next = "IDLE"
                 else:
                     m.next = "END"
             with m.Else():
-                m.d.sync += [g.eq(g + 1), base_j.eq(base_j + L)]
+                step_word()
                 start_group()
 
         ln = Signal(range(L))
         vsel = Signal(signed(ab))
         m.d.comb += vsel.eq(Array(v)[ln])
-        j = Signal(range(G * L))
-        m.d.comb += j.eq(base_j + ln)
-        lane_ok = j < self.n_out
+        j = Signal(range(G * L * P))
+        m.d.comb += j.eq(neuron_of(ln))
+        lane_ok = lane_ok_of(ln)
 
         with m.FSM(name="encode"):
             with m.State("IDLE"):
                 with m.If(start):
-                    m.d.sync += [busy.eq(1), g.eq(0), base_j.eq(0)]
+                    m.d.sync += busy.eq(1)
+                    reset_words()
                     start_group()
             with m.State("ACC"):
                 with m.If(iss < S):
@@ -102,7 +104,7 @@ class TTFSDenseLayer(DenseLayerBase):
                 m.d.sync += [pd_valid.eq(rd_valid), pd_slot.eq(rd_slot),
                              pr_valid.eq(pd_valid), pr_slot.eq(pd_slot)]
                 with m.If(rd_valid):
-                    m.d.comb += [bank.w_addr.eq(const_mul(rd_slot, G) + g), bank.w_data.eq(0),
+                    m.d.comb += [bank.w_addr.eq(const_mul(rd_slot, NW) + w), bank.w_data.eq(0),
                                  bank.w_en.eq(1)]
                 for k in range(L):
                     m.d.sync += pd[k].eq(lane(bank.r_data, k, ab))

@@ -16,7 +16,7 @@ from amaranth.utils import bits_for
 from snnfpga.ir import TTFSNeuron
 
 __all__ = ["rom", "pack_words", "TTFSEncode", "ttfs_encode", "ttfs_fire", "ttfs_calibrate", "event_buffer",
-           "signed_width", "const_mul"]
+           "signed_width", "const_mul", "const_divmod", "window_ranges"]
 
 
 def signed_width(values: Sequence[int]) -> int:
@@ -37,6 +37,43 @@ def const_mul(x: Value, c: int) -> Value:
     for t in terms[1:]:
         out = out + t
     return out
+
+
+def const_divmod(x: Value, d: int, n: int) -> tuple[Value, Value]:
+    """``(x // d, x % d)`` for ``0 <= x < n`` and a constant ``d >= 1``: a multiplication by a
+    constant reciprocal (shifts and adds, :func:`const_mul`) and a shift, checked exhaustively
+    over ``[0, n)`` when the hardware is built, so no divider (and no DSP block) is spent on an
+    address computation."""
+    if d < 1 or n < 1:
+        raise ValueError(f"d and n must be positive integers, not {d!r}, {n!r}")
+    qb, rb = max(1, bits_for(max(n - 1, 0) // d)), max(1, bits_for(d - 1))
+    if d == 1:
+        return x, Const(0, 1)
+    if d & (d - 1) == 0:
+        k = d.bit_length() - 1
+        return (x >> k)[:qb], x[:k]
+    xs = list(range(n))
+    s = bits_for(n - 1)
+    while True:
+        mul = -(-(1 << s) // d)
+        if all((v * mul) >> s == v // d for v in xs):
+            break
+        s += 1
+    q = (const_mul(x, mul) >> s)[:qb]
+    r = (x - const_mul(q, d))[:rb]
+    return q, r
+
+
+def window_ranges(size_in: int, size_out: int, kernel: int, stride: int, padding: int
+                  ) -> tuple[list[int], list[int]]:
+    """For a k-window op (conv taps, pool windows) along one axis: the outputs ``o`` whose window
+    covers input ``a`` are ``lo[a] <= o <= hi[a]`` (``o·stride - padding + d = a``, ``0 <= d <
+    kernel``); empty where ``lo > hi``."""
+    lo, hi = [], []
+    for a in range(size_in):
+        lo.append(max(0, -(-(a + padding - kernel + 1) // stride)))
+        hi.append(min(size_out - 1, (a + padding) // stride))
+    return lo, hi
 
 
 def rom(values: Sequence[int]) -> Array:

@@ -47,12 +47,13 @@ def _check(net: object, lanes: object) -> int:
 
 
 class NetworkTop(wiring.Component):
-    """A dense SNN as hardware; members as in docs/hardware.md.
+    """An SNN as hardware; members as in docs/hardware.md.
 
     Parameters
     ----------
     net : Network
-        A valid IR of dense (and flatten) layers.
+        A valid IR of dense and conv2d layers (flatten, one avgpool2d between weighted layers,
+        a dense output layer).
     lanes : int
         Weights read per cycle in every layer.
 

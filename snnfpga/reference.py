@@ -101,11 +101,28 @@ def _sum_pool(x: np.ndarray, layer: Layer) -> np.ndarray:
     return win.sum(axis=(-1, -2))
 
 
+def _max_pool(x: np.ndarray, layer: Layer) -> np.ndarray:
+    """The largest value in each window; padded positions are no element (they never win).
+
+    Every window holds a real element (validation: ``2·padding <= kernel``), so the pad value
+    never reaches the output. For the non-negative decoded values of a TTFS layer this is the
+    value of the window's earliest spike (``dec_enc`` is non-increasing, no spike is 0).
+    """
+    p, k, s = layer.padding, layer.kernel, layer.stride
+    if p:
+        x = np.pad(x, ((0, 0), (0, 0), (p, p), (p, p)), constant_values=np.iinfo(np.int64).min)
+    win = np.lib.stride_tricks.sliding_window_view(x, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+    return win.max(axis=(-1, -2))
+
+
 def apply_wiring(layer: Layer, x: np.ndarray) -> np.ndarray:
-    """A weightless layer (flatten, sum pool) on a batch of integer values."""
+    """A weightless layer (flatten, sum pool, max pool) on a batch of integer values."""
     if layer.kind == "flatten":
         return x.reshape(x.shape[0], -1)
-    return _sum_pool(x.reshape((x.shape[0],) + tuple(layer.in_shape)), layer)
+    x = x.reshape((x.shape[0],) + tuple(layer.in_shape))
+    if layer.kind == "maxpool2d":
+        return _max_pool(x, layer)
+    return _sum_pool(x, layer)
 
 
 def decode(layer: Layer, x: np.ndarray, with_bias: bool = True) -> np.ndarray:

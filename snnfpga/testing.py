@@ -11,7 +11,7 @@ import numpy as np
 from .ir.bounds import layer_acc_bits
 from .ir import InputSpec, Layer, Network, RateNeuron, TTFSNeuron
 
-__all__ = ["random_network", "random_frames"]
+__all__ = ["random_network", "random_conv_network", "random_frames"]
 
 
 def _monotone_lut(rng: np.random.Generator, T: int, lo: int, hi: int) -> tuple[int, ...]:
@@ -67,6 +67,90 @@ def random_network(coding: str = "sc-ttfs", sizes: tuple[int, ...] = (16, 12, 4)
                   provenance={"source": "snnfpga.testing.random_network", "seed": seed})
     for i, layer in enumerate(net.layers):
         layer.acc_bits = layer_acc_bits(net, i)
+    return net
+
+
+def random_conv_network(coding: str = "sc-ttfs", in_shape: tuple[int, int, int] = (1, 6, 6),
+                        spec: tuple[tuple, ...] | None = None, n_classes: int = 3, timesteps: int = 3,
+                        weight_bits: int = 6, input_bits: int = 4, input_coding: str = "direct",
+                        head: str = "dense", seed: int = 0, name: str = "random_conv") -> Network:
+    """A small CNN with random integer parameters: the layers of ``spec``, then flatten and a
+    dense output layer of ``n_classes``.
+
+    ``spec`` items are ``("conv2d", out_channels, kernel, stride, padding)`` or
+    ``("avgpool2d", kernel, stride, padding)`` (integer sum pooling). Without ``spec`` one or two
+    conv2d layers are drawn (kernel 1..3, stride 1..2, padding 0..1, channels 1..4), the last
+    one followed by an avgpool2d half of the time, as far as the shapes allow. With
+    ``head="conv"`` the output layer is instead a conv2d whose kernel covers the whole last
+    feature map (``n_classes`` channels of one position), without flatten.
+    """
+    rng = np.random.default_rng(seed)
+    wmax = (1 << (weight_bits - 1)) - 1
+    in_max = (1 << input_bits) - 1
+    if spec is None:
+        items: list[tuple] = []
+        c, h, w = in_shape
+        for _ in range(int(rng.integers(1, 3))):
+            k = int(rng.integers(1, min(3, h + 1, w + 1) + 1))
+            st, pd = int(rng.integers(1, 3)), int(rng.integers(0, 2))
+            ho, wo = (h + 2 * pd - k) // st + 1, (w + 2 * pd - k) // st + 1
+            if ho <= 0 or wo <= 0:
+                continue
+            items.append(("conv2d", int(rng.integers(1, 5)), k, st, pd))
+            h, w = ho, wo
+        if rng.random() < 0.5 and min(h, w) >= 2:
+            k = int(rng.integers(1, 3))
+            items.append(("avgpool2d", k, int(rng.integers(1, k + 1)), 0))
+        spec = tuple(items) or (("conv2d", 2, 1, 1, 0),)
+    neuron_in = random_neuron(rng, coding, timesteps, in_max) if input_coding == "spikes" else None
+    inp = InputSpec(shape=tuple(in_shape), bits=input_bits, input_coding=input_coding, scale=1.0 / in_max,
+                    neuron=neuron_in)
+    typical_in = in_max if input_coding == "direct" else (1 if coding == "rate" else 128)
+    layers: list[Layer] = []
+    shape = tuple(in_shape)
+
+    def weights(shape_w, fan_in):
+        wt = rng.integers(-wmax - 1, wmax + 1, size=shape_w)
+        wt[rng.random(wt.shape) < 0.3] = 0
+        typical = int(np.sqrt(fan_in) * wmax * typical_in / 2) + 2
+        return wt.astype(np.int64), rng.integers(-typical // 4, typical // 4 + 1, size=shape_w[0]).astype(np.int64), typical
+
+    for item in spec:
+        c, h, w = shape
+        if item[0] == "conv2d":
+            _, co, k, st, pd = item
+            out = (co, (h + 2 * pd - k) // st + 1, (w + 2 * pd - k) // st + 1)
+            wt, b, typical = weights((co, c, k, k), c * k * k)
+            layers.append(Layer(kind="conv2d", in_shape=shape, out_shape=out, weight=wt, bias=b,
+                                weight_bits=weight_bits, neuron=random_neuron(rng, coding, timesteps, max(2, typical // 3)),
+                                kernel=k, stride=st, padding=pd))
+            typical_in = 1 if coding == "rate" else 128
+        elif item[0] == "avgpool2d":
+            _, k, st, pd = item
+            out = (c, (h + 2 * pd - k) // st + 1, (w + 2 * pd - k) // st + 1)
+            layers.append(Layer(kind="avgpool2d", in_shape=shape, out_shape=out, kernel=k, stride=st, padding=pd))
+            typical_in *= k * k
+        else:
+            raise ValueError(f"unknown spec item {item!r}")
+        shape = out
+    n = int(np.prod(shape))
+    if head == "conv":
+        c, h, w = shape
+        if h != w:
+            raise ValueError(f"a conv head needs a square last feature map, not {list(shape)}")
+        wt, b, _ = weights((n_classes, c, h, h), n)
+        layers.append(Layer(kind="conv2d", in_shape=shape, out_shape=(n_classes, 1, 1), weight=wt, bias=b,
+                            weight_bits=weight_bits, kernel=h))
+    else:
+        layers.append(Layer(kind="flatten", in_shape=shape, out_shape=(n,)))
+        wt, b, _ = weights((n_classes, n), n)
+        layers.append(Layer(kind="dense", in_shape=(n,), out_shape=(n_classes,), weight=wt, bias=b,
+                            weight_bits=weight_bits))
+    net = Network(name=name, coding=coding, timesteps=timesteps, input=inp, layers=layers,
+                  provenance={"source": "snnfpga.testing.random_conv_network", "seed": seed})
+    for i, layer in enumerate(net.layers):
+        if layer.weighted:
+            layer.acc_bits = layer_acc_bits(net, i)
     return net
 
 

@@ -42,7 +42,7 @@ def test_bn_folding_is_equivalent(make, shape):
 
 @pytest.mark.parametrize("bad, fragment", [
     (nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Sigmoid(), nn.Linear(8, 2)), "layer 2 (Sigmoid)"),
-    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2), nn.Flatten(), nn.Linear(18, 2)), "layer 2 (MaxPool2d)"),
+    (nn.Sequential(nn.Conv2d(1, 2, 3), nn.ReLU(), nn.MaxPool2d(2, dilation=2), nn.Flatten(), nn.Linear(18, 2)), "layer 2 (MaxPool2d)"),
     (nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.Linear(8, 2)), "has no ReLU"),
     (nn.Sequential(nn.Flatten(), nn.Linear(64, 8), nn.ReLU(), nn.Linear(8, 2), nn.ReLU()), "output layer"),
     (nn.Sequential(nn.Flatten(), nn.ReLU(), nn.Linear(64, 2)), "layer 1 (ReLU)"),

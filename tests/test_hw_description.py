@@ -22,7 +22,7 @@ from snnfpga.ir import Layer, Stage, validate
 from snnfpga.ir.bounds import layer_acc_bits
 from snnfpga.rtl_gen import HardwareDescription, MemoryDescription, describe, summary
 from snnfpga.rtl_gen.top import NetworkTop
-from snnfpga.testing import random_network
+from snnfpga.testing import random_conv_network, random_network
 
 
 def elaborated_memories(top: NetworkTop) -> set[tuple[str, int, int, bool]]:
@@ -126,6 +126,73 @@ def test_odd_shapes_and_flatten():
     assert d.stages == ((Stage.INPUT, 9), (Stage(1), 1), (Stage(2), 7))
     assert {(m.path, m.depth, m.width, m.initialised) for m in d.memories} == elaborated_memories(top)
     assert rtlil_multipliers(top) == d.multipliers
+
+
+CONV_SPECS = {
+    # conv 3x3 s1 p1 -> sum pool 2x2 -> flatten -> dense
+    "conv-pool": ((2, 5, 5), (("conv2d", 3, 3, 1, 1), ("avgpool2d", 2, 2, 0))),
+    # pool on the input, conv 1x1 s2 p1, conv 3x3 s1 p1 -> flatten -> dense
+    "pool-conv-conv": ((2, 5, 4), (("avgpool2d", 2, 1, 0), ("conv2d", 2, 1, 2, 1), ("conv2d", 4, 3, 1, 1))),
+}
+CONV_CASES = [(coding, input_coding, spec, lanes) for coding in ("sc-ttfs", "ttfs", "rate")
+              for input_coding in ("direct", "spikes") for spec, lanes in (("conv-pool", 1), ("pool-conv-conv", 3))]
+
+
+@pytest.mark.parametrize("coding,input_coding,spec,lanes", CONV_CASES)
+def test_conv_memories_are_the_elaborated_ones(coding, input_coding, spec, lanes):
+    in_shape, layers = CONV_SPECS[spec]
+    net = random_conv_network(coding, in_shape, spec=layers, input_coding=input_coding, seed=lanes)
+    top = NetworkTop(net, lanes=lanes)
+    d = top.description()
+    assert d == describe(net, lanes=lanes)
+    described = {(m.path, m.depth, m.width, m.initialised) for m in d.memories}
+    assert len(described) == len(d.memories)
+    assert described == elaborated_memories(top)
+    assert d.multipliers == rtlil_multipliers(top)
+    for layer in d.layers:
+        ir = net.layers[layer.index]
+        channels = ir.out_shape[0]
+        positions = layer.n_out // channels
+        assert layer.groups == -(-channels // lanes)
+        if layer.kind == "conv2d":
+            assert layer.weight_words == ir.in_shape[0] * ir.kernel ** 2 * layer.groups
+        else:
+            assert layer.weight_words == layer.n_in * layer.groups
+        rate_membranes = coding == "rate"
+        assert layer.membrane_words == (2 * layer.slots + rate_membranes) * positions * layer.groups
+    direct = input_coding == "direct"
+    assert d.layers[0].multipliers == (lanes if direct or coding != "rate" else 0)
+    assert [layer.multipliers for layer in d.layers[1:]] == [0 if coding == "rate" else lanes] * (len(d.layers) - 1)
+
+
+@pytest.mark.parametrize("coding", ["ttfs", "rate"])
+def test_conv_output_layer_memories(coding):
+    net = random_conv_network(coding, (2, 5, 5), spec=(("conv2d", 3, 3, 2, 1),), head="conv", n_classes=4,
+                              input_coding="direct", seed=5)
+    top = NetworkTop(net, lanes=3)
+    d = top.description()
+    assert [layer.kind for layer in d.layers] == ["conv2d", "conv2d"]
+    assert d.layers[1].weight_words == 3 * 3 * 3 * 2
+    assert {(m.path, m.depth, m.width, m.initialised) for m in d.memories} == elaborated_memories(top)
+    assert d.multipliers == rtlil_multipliers(top)
+
+
+def test_conv_power_of_two_decode_has_no_multipliers():
+    in_shape, layers = CONV_SPECS["conv-pool"]
+    net = random_conv_network("sc-ttfs", in_shape, spec=layers, input_coding="spikes", seed=2)
+
+    def pow2(n):
+        return dataclasses.replace(n, dec_enc=tuple(64 >> t for t in range(3)), dec_cal=tuple(4 >> t for t in range(3)))
+
+    net = dataclasses.replace(net, input=dataclasses.replace(net.input, neuron=pow2(net.input.neuron)))
+    net = net.with_layer(0, neuron=pow2(net.layers[0].neuron))
+    for i, layer in enumerate(net.layers):
+        if layer.weighted:
+            net = net.with_layer(i, acc_bits=layer_acc_bits(net, i))
+    validate(net)
+    top = NetworkTop(net, lanes=2)
+    assert [layer.multipliers for layer in top.description().layers] == [0, 0]
+    assert rtlil_multipliers(top) == 0
 
 
 def test_example_network():

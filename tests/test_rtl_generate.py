@@ -59,7 +59,9 @@ def test_lanes_must_be_positive_int(lanes):
         NetworkTop(net, lanes=lanes)
 
 
-def test_conv_not_implemented_names_the_layer():
+def test_conv_network_builds_and_describes_itself():
+    """conv2d → flatten → dense was refused before the conv core; it now builds (tests/test_rtl_conv.py
+    proves it bit-exact) and its description names the conv layer's memories."""
     neuron = TTFSNeuron(enc=(40, 20), dec_enc=(8, 4))
     conv = Layer(kind="conv2d", in_shape=(1, 4, 4), out_shape=(2, 2, 2), weight=np.ones((2, 1, 3, 3), np.int64),
                  bias=np.zeros(2, np.int64), weight_bits=4, neuron=neuron, kernel=3)
@@ -70,8 +72,9 @@ def test_conv_not_implemented_names_the_layer():
                   layers=[conv, flat, dense])
     for i in (0, 2):
         net.layers[i].acc_bits = layer_acc_bits(net, i)
-    with pytest.raises(NotImplementedError, match=r"layer 0 is 'conv2d'"):
-        NetworkTop(net)
+    d = rtl_gen.describe(net)
+    assert [layer.kind for layer in d.layers] == ["conv2d", "dense"]
+    assert any(m.path.startswith("layer0.") and m.role == "weights" for m in d.memories)
 
 
 def test_no_torch_or_cocotb_import():

@@ -12,8 +12,10 @@ import torch
 from torch import nn
 
 from ..errors import Unsupported
+from ..ir.network import MAXPOOL_CODINGS
 
-__all__ = ["FloatLayer", "UnsupportedModel", "trace", "fold_batchnorm", "forward_float"]
+__all__ = ["FloatLayer", "UnsupportedModel", "trace", "fold_batchnorm", "forward_float", "check_coding",
+           "MAXPOOL_CODINGS"]
 
 
 class UnsupportedModel(Unsupported, ValueError):
@@ -22,7 +24,7 @@ class UnsupportedModel(Unsupported, ValueError):
 
 @dataclass
 class FloatLayer:
-    kind: str  # dense | conv2d | avgpool2d | flatten
+    kind: str  # dense | conv2d | avgpool2d | maxpool2d | flatten
     in_shape: tuple[int, ...]
     out_shape: tuple[int, ...]
     weight: torch.Tensor | None = None
@@ -31,6 +33,7 @@ class FloatLayer:
     stride: int = 1
     padding: int = 0
     relu: bool = False  # a ReLU follows: this layer is a hidden spiking layer
+    where: str = ""  # the module it came from, "layer <pos> (<type>)", for errors after tracing
 
     @property
     def weighted(self) -> bool:
@@ -65,8 +68,12 @@ def _modules(model: nn.Module) -> list[nn.Module]:
 
 
 def trace(model: nn.Module, in_shape: tuple[int, ...]) -> list[FloatLayer]:
-    """Map an ``nn.Sequential`` of Linear, Conv2d, BatchNorm, ReLU, AvgPool2d, Flatten (and Dropout,
-    an identity at inference) to float layers; anything else raises :class:`UnsupportedModel`."""
+    """Map an ``nn.Sequential`` of Linear, Conv2d, BatchNorm, ReLU, AvgPool2d, MaxPool2d, Flatten (and
+    Dropout, an identity at inference) to float layers; anything else raises :class:`UnsupportedModel`.
+
+    A MaxPool2d must pool a hidden layer's activations (after or before its ReLU: they commute),
+    the input, or another MaxPool2d's output; whether the coding allows it is
+    :func:`check_coding`'s question (TTFS only)."""
     if not isinstance(model, nn.Sequential):
         raise UnsupportedModel(f"the converter takes an nn.Sequential, not {type(model).__name__}")
     layers: list[FloatLayer] = []
@@ -111,6 +118,10 @@ def trace(model: nn.Module, in_shape: tuple[int, ...]) -> list[FloatLayer]:
                 raise UnsupportedModel(f"{where}: BatchNorm without running statistics cannot be folded")
             layers[-1] = fold_batchnorm(last, m)
         elif isinstance(m, nn.ReLU):
+            if last is not None and last.kind == "maxpool2d":  # max and ReLU commute: ReLU the layer pooled
+                src = _maxpool_source(layers)
+                if src is not None and src.weighted and not src.relu:
+                    last = src
             if last is None or not last.weighted or last.relu:
                 raise UnsupportedModel(f"{where}: ReLU must follow a Linear or Conv2d (optionally with BatchNorm)")
             last.relu = True
@@ -127,9 +138,33 @@ def trace(model: nn.Module, in_shape: tuple[int, ...]) -> list[FloatLayer]:
             h, w = (shape[1] + 2 * p - k) // s + 1, (shape[2] + 2 * p - k) // s + 1
             layers.append(FloatLayer("avgpool2d", shape, (shape[0], h, w), kernel=k, stride=s, padding=p))
             shape = (shape[0], h, w)
+        elif isinstance(m, nn.MaxPool2d):
+            k = _pair(m.kernel_size, "kernel", where)
+            s = _pair(m.stride if m.stride is not None else m.kernel_size, "stride", where)
+            p = _pair(m.padding, "padding", where)
+            if _pair(m.dilation, "dilation", where) != 1:
+                raise UnsupportedModel(f"{where}: dilation={m.dilation} is not supported (only 1)")
+            if m.ceil_mode:
+                raise UnsupportedModel(f"{where}: ceil_mode=True is not supported")
+            if m.return_indices:
+                raise UnsupportedModel(f"{where}: return_indices=True is not supported")
+            if 2 * p > k:
+                raise UnsupportedModel(f"{where}: padding {p} must be at most half the kernel {k}")
+            if len(shape) != 3:
+                raise UnsupportedModel(f"{where}: expects [C, H, W] input, gets {shape}")
+            src = _maxpool_source(layers)
+            if src is not None and not src.weighted:
+                raise UnsupportedModel(f"{where}: a max pool must pool spikes: it may follow a Conv2d (with its "
+                                       f"ReLU), the input or another MaxPool2d, not {src.kind} ({src.where})")
+            h, w = (shape[1] + 2 * p - k) // s + 1, (shape[2] + 2 * p - k) // s + 1
+            layers.append(FloatLayer("maxpool2d", shape, (shape[0], h, w), kernel=k, stride=s, padding=p,
+                                     where=where))
+            shape = (shape[0], h, w)
         else:
             raise UnsupportedModel(f"{where} is not supported: the converter takes Linear, Conv2d, "
-                                   "BatchNorm1d/2d, ReLU, AvgPool2d, Flatten and Dropout")
+                                   "BatchNorm1d/2d, ReLU, AvgPool2d, MaxPool2d, Flatten and Dropout")
+        if layers and not layers[-1].where:
+            layers[-1].where = where
     weighted = [layer for layer in layers if layer.weighted]
     if not weighted:
         raise UnsupportedModel("the model has no Linear or Conv2d layer")
@@ -144,6 +179,29 @@ def trace(model: nn.Module, in_shape: tuple[int, ...]) -> list[FloatLayer]:
     return layers
 
 
+def _maxpool_source(layers: list[FloatLayer]) -> FloatLayer | None:
+    """The layer a (new) max pool would pool: the last layer that is not a max pool (None: the input)."""
+    for layer in reversed(layers):
+        if layer.kind != "maxpool2d":
+            return layer
+    return None
+
+
+def check_coding(layers: list[FloatLayer], coding: str) -> None:
+    """Refuse layers the coding cannot convert exactly: a MaxPool2d outside TTFS (docs/ir.md).
+
+    TTFS: a spike's value falls with its time, so a window's maximum is its earliest spike.
+    SC-TTFS: the earliest spike pair is the largest value in the float model but not always
+    after the decode LUTs are rounded, and event hardware pools by time. Rate: the per-step
+    maximum of spike trains overstates the largest rate.
+    """
+    for layer in layers:
+        if layer.kind == "maxpool2d" and coding not in MAXPOOL_CODINGS:
+            raise UnsupportedModel(f"{layer.where or 'MaxPool2d'}: max pooling is exact only in "
+                                   f"{', '.join(MAXPOOL_CODINGS)} coding, not {coding!r}; use --coding ttfs "
+                                   "or AvgPool2d")
+
+
 def apply_layer(layer: FloatLayer, x: torch.Tensor, weight: torch.Tensor | None = None,
                 bias: torch.Tensor | None = None) -> torch.Tensor:
     """The pre-activation (weighted) or wiring output of one float layer on a batch."""
@@ -156,6 +214,8 @@ def apply_layer(layer: FloatLayer, x: torch.Tensor, weight: torch.Tensor | None 
         return torch.nn.functional.conv2d(x, w, b, stride=layer.stride, padding=layer.padding)
     if layer.kind == "avgpool2d":
         return torch.nn.functional.avg_pool2d(x, layer.kernel, layer.stride, layer.padding)
+    if layer.kind == "maxpool2d":  # in the SNN: the max of the decoded spike values
+        return torch.nn.functional.max_pool2d(x, layer.kernel, layer.stride, layer.padding)
     return x.reshape(x.shape[0], -1)
 
 

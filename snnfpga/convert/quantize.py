@@ -5,7 +5,8 @@ weights ``W_int = round(W/s_w)`` with a per-layer symmetric ``s_w``; its membran
 ``s_v = s_w·s_in``, in which the bias and the encode LUTs (``enc``, ``cal``) are rounded.
 The decode LUTs (``dec_enc``, ``dec_cal``) are in the next layer's input unit, chosen so the
 largest decoded value uses ``act_bits`` bits. Rate coding sends 1-spikes worth ``λ``, which
-becomes the next layer's input unit. Sum pooling's ``1/k²`` is folded into the next weights.
+becomes the next layer's input unit. Sum pooling's ``1/k²`` is folded into the next weights;
+max pooling passes through unchanged (it commutes with a positive unit and with rounding).
 Nothing saturates: a value that does not fit is an error.
 """
 

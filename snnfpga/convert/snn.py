@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..ir.stage import Stage
-from .graph import FloatLayer, apply_layer
+from .graph import FloatLayer, apply_layer, check_coding
 
 __all__ = ["ThresholdSeries", "FloatSNN", "INPUT_STAGE"]
 
@@ -100,6 +100,7 @@ class FloatSNN(nn.Module):
             raise ValueError(f"coding must be 'rate', 'ttfs' or 'sc-ttfs', not {coding!r}")
         if input_coding not in ("direct", "spikes"):
             raise ValueError(f"input_coding must be 'direct' or 'spikes', not {input_coding!r}")
+        check_coding(layers, coding)  # max pooling: TTFS only
         self.layers = layers
         self.coding, self.T, self.input_coding = coding, int(timesteps), input_coding
         self.weighted = [i for i, layer in enumerate(layers) if layer.weighted]

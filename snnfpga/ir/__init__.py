@@ -15,14 +15,15 @@ Imports numpy only (no torch, no amaranth).
 
 from .file import load, save
 from .frames import QuantizationError, quantize_frames
-from .network import (CODINGS, FORMAT_VERSION, INPUT_CODINGS, LAYER_KINDS, MAX_ACC_BITS, WEIGHTED_KINDS,
-                      InputSpec, IRError, Layer, Network, Neuron, RateNeuron, TTFSNeuron, signed_bits_for,
-                      weighted_layers)
+from .network import (CODINGS, FORMAT_VERSION, INPUT_CODINGS, LAYER_KINDS, MAX_ACC_BITS, MAXPOOL_CODINGS,
+                      POOL_KINDS, WEIGHTED_KINDS, InputSpec, IRError, Layer, Network, Neuron, RateNeuron,
+                      TTFSNeuron, signed_bits_for, weighted_layers)
 from .stage import Stage
 from .validate import validate
 
 __all__ = [
-    "FORMAT_VERSION", "CODINGS", "LAYER_KINDS", "WEIGHTED_KINDS", "INPUT_CODINGS", "MAX_ACC_BITS",
-    "IRError", "InputSpec", "RateNeuron", "TTFSNeuron", "Neuron", "Layer", "Network", "Stage",
+    "FORMAT_VERSION", "CODINGS", "LAYER_KINDS", "WEIGHTED_KINDS", "POOL_KINDS", "MAXPOOL_CODINGS",
+    "INPUT_CODINGS", "MAX_ACC_BITS", "IRError", "InputSpec", "RateNeuron", "TTFSNeuron", "Neuron", "Layer",
+    "Network", "Stage",
     "save", "load", "validate", "signed_bits_for", "weighted_layers", "QuantizationError", "quantize_frames",
 ]

@@ -33,6 +33,7 @@ def input_range(net: Network, index: int) -> tuple[int, int]:
         elif layer.kind == "avgpool2d":
             k2 = layer.kernel * layer.kernel
             lo, hi = min(lo * k2, 0), max(hi * k2, 0)
+        # maxpool2d and flatten pass values through: the range is unchanged
     return lo, hi
 
 

@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .network import (FORMAT_VERSION, LAYER_KINDS, WEIGHTED_KINDS, InputSpec, IRError, Layer, Network, Neuron,
-                      RateNeuron, TTFSNeuron)
+from .network import (FORMAT_VERSION, LAYER_KINDS, POOL_KINDS, WEIGHTED_KINDS, InputSpec, IRError, Layer, Network,
+                      Neuron, RateNeuron, TTFSNeuron)
 from .validate import Reader, validate
 
 __all__ = ["save", "load"]
@@ -63,7 +63,7 @@ def save(net: Network, path: str | Path) -> tuple[Path, Path]:
                      weight_bits=int(layer.weight_bits), acc_bits=int(layer.acc_bits),
                      scale=float(layer.scale), out_scale=float(layer.out_scale),
                      neuron=_neuron_to_json(layer.neuron))
-        if layer.kind in ("conv2d", "avgpool2d"):
+        if layer.kind == "conv2d" or layer.kind in POOL_KINDS:
             d.update(kernel=int(layer.kernel), stride=int(layer.stride), padding=int(layer.padding))
         layers_json.append(d)
     doc = {
@@ -173,7 +173,7 @@ def load(path: str | Path) -> Network:
                             scale=float(r.get(ld, "scale", f"{p}.scale", (int, float))),
                             out_scale=float(r.get(ld, "out_scale", f"{p}.out_scale", (int, float))),
                             neuron=_neuron_from_json(r, ld.get("neuron"), f"{p}.neuron"))
-        if kind in ("conv2d", "avgpool2d"):
+        if kind == "conv2d" or kind in POOL_KINDS:
             layer = replace(layer, kernel=r.get(ld, "kernel", f"{p}.kernel", int),
                             stride=r.get(ld, "stride", f"{p}.stride", int),
                             padding=r.get(ld, "padding", f"{p}.padding", int))

@@ -15,15 +15,20 @@ import numpy as np
 from ..errors import BadFile
 
 __all__ = [
-    "FORMAT_VERSION", "CODINGS", "LAYER_KINDS", "WEIGHTED_KINDS", "INPUT_CODINGS", "MAX_ACC_BITS",
-    "IRError", "InputSpec", "RateNeuron", "TTFSNeuron", "Neuron", "Layer", "Network",
-    "signed_bits_for", "weighted_layers",
+    "FORMAT_VERSION", "CODINGS", "LAYER_KINDS", "WEIGHTED_KINDS", "POOL_KINDS", "MAXPOOL_CODINGS",
+    "INPUT_CODINGS", "MAX_ACC_BITS", "IRError", "InputSpec", "RateNeuron", "TTFSNeuron", "Neuron", "Layer",
+    "Network", "signed_bits_for", "weighted_layers",
 ]
 
 FORMAT_VERSION = 1
 CODINGS = ("rate", "ttfs", "sc-ttfs")
-LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "flatten")
+LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "flatten")
 WEIGHTED_KINDS = ("dense", "conv2d")
+#: weightless k×k window layers (``kernel``, ``stride``, ``padding``); see docs/ir.md
+POOL_KINDS = ("avgpool2d", "maxpool2d")
+#: codings in which ``maxpool2d`` is exact and allowed (docs/ir.md: TTFS values fall with spike
+#: time, so the window's maximum is its earliest spike)
+MAXPOOL_CODINGS = ("ttfs",)
 INPUT_CODINGS = ("direct", "spikes")
 #: The widest accumulator the reference and the RTL support (the reference uses exact float64).
 MAX_ACC_BITS = 52
@@ -95,8 +100,9 @@ class InputSpec:
 class Layer:
     """One layer. Weighted layers (dense, conv2d) carry weights and, except the last, a neuron.
 
-    ``avgpool2d`` is integer *sum* pooling (the 1/k² lives in the next weights) and ``flatten``
-    a reshape; neither has a neuron, both act on the decoded input values.
+    ``avgpool2d`` is integer *sum* pooling (the 1/k² lives in the next weights), ``maxpool2d``
+    the maximum over each window (padding excluded; TTFS only, see docs/ir.md) and ``flatten``
+    a reshape; none has a neuron, all act on the decoded input values.
     Dense weights are ``(out, in)``; conv2d weights ``(out_ch, in_ch, kh, kw)``. Shapes are
     ``(features,)`` or ``(channels, height, width)``.
     """

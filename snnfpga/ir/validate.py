@@ -8,8 +8,8 @@ from typing import Any
 import numpy as np
 
 from .bounds import layer_acc_bits
-from .network import (CODINGS, INPUT_CODINGS, MAX_ACC_BITS, IRError, Layer, Network, Neuron, RateNeuron,
-                      TTFSNeuron)
+from .network import (CODINGS, INPUT_CODINGS, MAX_ACC_BITS, MAXPOOL_CODINGS, POOL_KINDS, IRError, Layer, Network,
+                      Neuron, RateNeuron, TTFSNeuron)
 
 __all__ = ["validate", "Reader"]
 
@@ -79,6 +79,8 @@ def validate(net: Network, where: str = "<in memory>") -> None:
         if tuple(layer.out_shape) != expect_out:
             raise r.fail(f"{p}.out_shape", f"must be {list(expect_out)}, not {list(layer.out_shape)!r}")
         shape = expect_out
+        if layer.kind == "maxpool2d":
+            _check_maxpool(r, net, i, p)
         if not layer.weighted:
             continue
         w, b = layer.weight, layer.bias
@@ -133,8 +135,42 @@ def _out_shape(r: Reader, layer: Layer, p: str) -> tuple[int, ...]:
     wo = (w + 2 * layer.padding - layer.kernel) // layer.stride + 1
     if ho <= 0 or wo <= 0:
         raise r.fail(f"{p}.kernel", f"kernel {layer.kernel} does not fit input {list(ins)}")
-    co = c if layer.kind == "avgpool2d" else (layer.out_shape[0] if layer.out_shape else 0)
+    co = c if layer.kind in POOL_KINDS else (layer.out_shape[0] if layer.out_shape else 0)
     return (co, ho, wo)
+
+
+def _check_maxpool(r: Reader, net: Network, i: int, p: str) -> None:
+    """``maxpool2d`` only where it is exact and event-shaped (docs/ir.md, "maxpool2d").
+
+    TTFS only: a spike's value falls with its time, so the window's maximum is its earliest
+    spike. Its input must be events or pixels, not sums: only other max-pools may stand between
+    it and the spiking layer, the input encoder or the direct pixels it pools. Padding stays
+    below half the kernel (as in torch), so every window holds at least one real element.
+    """
+    layer = net.layers[i]
+    if net.coding not in MAXPOOL_CODINGS:
+        why = ("an SC-TTFS window's largest value is not its earliest spike pair once the decode LUTs are "
+               "rounded, and event hardware pools by time" if net.coding == "sc-ttfs"
+               else "the per-step maximum of spike trains overstates the largest rate (two neurons firing on "
+               "alternate steps pool to one firing every step)")
+        raise r.fail(f"{p}.kind", f"maxpool2d (layer {i}) is exact only in {', '.join(MAXPOOL_CODINGS)} "
+                                  f"coding, not {net.coding!r}: {why}; use avgpool2d")
+    if 2 * layer.padding > layer.kernel:
+        raise r.fail(f"{p}.padding", f"maxpool2d padding must be at most half the kernel ({layer.kernel // 2}), "
+                                     f"not {layer.padding}")
+    for j in range(i - 1, -1, -1):
+        prev = net.layers[j]
+        if prev.weighted:
+            if prev.neuron is None:
+                raise r.fail(f"{p}.kind", f"maxpool2d (layer {i}) follows the output layer {j}, which does not fire")
+            break
+        if prev.kind != "maxpool2d":
+            raise r.fail(f"{p}.kind", f"maxpool2d (layer {i}) must pool spikes or pixels: it may follow a "
+                                      f"spiking layer, the input or another maxpool2d, not layer {j} ({prev.kind})")
+    else:
+        if net.input.input_coding == "direct" and net.input.signed:
+            raise r.fail(f"{p}.kind", f"maxpool2d (layer {i}) on direct pixels needs unsigned input "
+                                      "(a zero pooled pixel sends no event only when no pixel is negative)")
 
 
 def _check_neuron(r: Reader, neuron: Neuron | None, coding: str, T: int, p: str, required: bool) -> None:

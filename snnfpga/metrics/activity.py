@@ -8,6 +8,15 @@ channels times the output positions whose window covers it; through sum pooling 
 the fan-outs of the pooled positions add up). Rate coding counts the events of every step;
 direct pixels count once per frame (their current is the same at every step).
 
+Through a max pool (``maxpool2d``, TTFS only) an event reaches the next layer only if it is its
+window's maximum: each window forwards its earliest spike (whose value is the window's largest
+decoded value), so a pooled element sends one event when any element of its window sends one
+and none otherwise; over direct (unsigned) pixels, a pooled pixel is non-zero exactly when a
+pixel of its window is. Either way the pooled element's count is the largest count in its
+window, and the pooled elements' events, times their fan-outs, are the next layer's synaptic
+events: exactly the events that carry what the reference decodes, so the event bound stays a
+lower bound.
+
 Every count of synaptic events in the project comes from here: :func:`event_counts` says how
 many events each input element and each neuron emits (from the reference, or assumed where no
 reference run is at hand), :func:`synaptic_events_from_counts` turns those into synaptic
@@ -24,7 +33,7 @@ from .. import reference
 from ..ir import Layer, Network
 
 __all__ = ["fanout", "synaptic_events", "synaptic_events_per_layer", "event_bound_cycles",
-           "neuron_event_counts", "event_counts", "synaptic_events_from_counts"]
+           "neuron_event_counts", "pooled_counts", "event_counts", "synaptic_events_from_counts"]
 
 
 def _cover(in_shape: tuple[int, ...], k: int, s: int, p: int, f_out: np.ndarray) -> np.ndarray:
@@ -47,6 +56,17 @@ def fanout(layer: Layer) -> np.ndarray:
     f = _cover(tuple(layer.in_shape), layer.kernel, layer.stride, layer.padding,
                np.full((1, ho, wo), co, dtype=np.int64))
     return np.broadcast_to(f, (ci,) + f.shape[1:]).reshape(-1).copy()
+
+
+def pooled_counts(layer: Layer, counts: np.ndarray) -> np.ndarray:
+    """Events per frame of each ``maxpool2d`` output ``(N, n_out)`` from its input's ``(N, n_in)``:
+    the largest count in the window (padding excluded: it sends nothing)."""
+    c = np.asarray(counts, dtype=np.int64).reshape((-1,) + tuple(layer.in_shape))
+    p, k, s = layer.padding, layer.kernel, layer.stride
+    if p:
+        c = np.pad(c, ((0, 0), (0, 0), (p, p), (p, p)))
+    win = np.lib.stride_tricks.sliding_window_view(c, (k, k), axis=(2, 3))[:, :, ::s, ::s]
+    return win.max(axis=(-1, -2)).reshape(c.shape[0], -1)
 
 
 def _adjoint(layer: Layer, f_out: np.ndarray) -> np.ndarray:
@@ -112,6 +132,9 @@ def synaptic_events_from_counts(net: Network, inputs: np.ndarray,
     per: list[np.ndarray] = []
     pending: list[Layer] = []
     for i, layer in enumerate(net.layers):
+        if layer.kind == "maxpool2d":  # follows the source directly (validated): events in, events out
+            src = pooled_counts(layer, src)
+            continue
         if not layer.weighted:
             pending.append(layer)
             continue
