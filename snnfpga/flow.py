@@ -35,7 +35,7 @@ from typing import TYPE_CHECKING, Any, Callable
 
 import numpy as np
 
-from .errors import Mismatch
+from .errors import BadOption, Mismatch
 
 if TYPE_CHECKING:
     from torch import nn
@@ -47,12 +47,14 @@ if TYPE_CHECKING:
     from .reference import Result
     from .sim import SimulationReport
 
-__all__ = ["CODINGS", "SWEEP_T", "STEPS", "BOARD_ACTIVITY_FRAMES", "default_timesteps", "RunOptions",
+__all__ = ["CODINGS", "FINETUNE_SWEEP", "SWEEP_T", "STEPS", "BOARD_ACTIVITY_FRAMES", "default_timesteps", "RunOptions",
            "TrainResult", "ConversionRow", "ConvertResult", "EvaluateResult", "GenerateResult", "HardwareFrames",
            "SimulateResult", "BuildResult", "Report", "preflight", "load_data", "train", "convert", "evaluate",
            "generate", "hardware_images", "hardware_frames", "simulate", "build", "run"]
 
 CODINGS = ("sc-ttfs", "ttfs", "rate")
+#: what the sweep points' fine-tuning may be (:attr:`RunOptions.finetune_sweep`)
+FINETUNE_SWEEP = ("all", "warm", "none")
 SWEEP_T = {"sc-ttfs": (2, 3, 4, 6, 8), "ttfs": (2, 3, 4, 6, 8), "rate": (8, 16, 32, 64)}
 #: the steps of :func:`run`, in order; ``report.json``'s ``seconds_per_step`` times those that ran
 #: before the report was written
@@ -86,6 +88,11 @@ class RunOptions:
     input_coding: str = "direct"
     pow2: bool = False
     finetune_epochs: int = 3
+    #: fine-tuning of the sweep points (the jobs after the first three): ``all`` (each its own
+    #: ``finetune_epochs``), ``warm`` (start from the folded BN the same coding's fine-tuned network
+    #: at its default T reached, thresholds fitted again, no fine-tuning of its own) or ``none``;
+    #: default: :meth:`sweep_finetune`
+    finetune_sweep: str | None = None
     seed: int = 0
     out: str | Path | None = None  #: default runs/<dataset>
     sweep: bool = True
@@ -115,6 +122,19 @@ class RunOptions:
     @property
     def hidden_sizes(self) -> tuple[int, ...]:
         return self.hidden if self.hidden else ((128,) if self.model == "mlp" else (16, 32))
+
+    def sweep_finetune(self, coding: str) -> str:
+        """How the sweep points of ``coding`` are fine-tuned: ``finetune_sweep`` if given; else
+        ``all`` for an MLP (a fraction of a second a network) and, for a CNN, ``all`` for TTFS
+        and ``warm`` for SC-TTFS. Measured on MNIST-10k (docs/report.md, "Conversion time"):
+        fine-tuning a CNN's TTFS sweep point gains 0.3-0.4 points for about 17 s on 2 cores, and
+        starting from the fine-tuned BN without it gains nothing; fine-tuning an SC-TTFS point costs
+        twice that for -0.05 to +0.25 points, and the warm start gets +0.1 to +0.15 of it for free."""
+        if self.finetune_sweep is not None:
+            if self.finetune_sweep not in FINETUNE_SWEEP:
+                raise BadOption(f"finetune_sweep must be one of {', '.join(FINETUNE_SWEEP)}, not {self.finetune_sweep!r}")
+            return self.finetune_sweep
+        return "warm" if self.model != "mlp" and coding == "sc-ttfs" else "all"
 
     @property
     def out_dir(self) -> Path:
@@ -171,6 +191,9 @@ class ConversionRow:
     finetune: dict[str, Any]  #: what the fine-tune pass reported
     seconds: float  #: convert + evaluate wall time
     energy_paper: dict[str, float]  #: E = N*E_i + L*E_l, {"truenorth", "spinnaker"}
+    #: wall seconds of each pass (``convert.pipeline.PASSES``: trace, thresholds, finetune,
+    #: quantize, float_snn, int_ref); work shared across the sweep counts in the row that did it
+    seconds_per_pass: dict[str, float] = field(default_factory=dict)
 
     @classmethod
     def from_metrics(cls, m: dict[str, Any]) -> ConversionRow:
@@ -181,7 +204,8 @@ class ConversionRow:
                    float_ann=m["float_ann"], float_snn=m["float_snn"], int_ref=m["int_ref"], images=m["images"],
                    float_spikes_per_frame=m["float_spikes_per_frame"], spikes_per_frame=m["spikes_per_frame"],
                    finetune=m["finetune"], seconds=m["seconds"],
-                   energy_paper=paper_energy(m["spikes_per_frame"], int(m["timesteps"])))
+                   energy_paper=paper_energy(m["spikes_per_frame"], int(m["timesteps"])),
+                   seconds_per_pass=dict(m.get("seconds_per_pass", {})))
 
     def to_json(self) -> dict[str, Any]:
         return {f.name: getattr(self, f.name) for f in fields(self)}
@@ -332,15 +356,30 @@ def convert(opts: RunOptions, data: Dataset, trained: TrainResult, out: Path) ->
     and ``model.snn.json`` for the main network."""
     from tqdm.auto import tqdm
 
-    from .convert.pipeline import convert_network
+    from .convert.pipeline import Shared, convert_network
     from .ir import save
 
     t0 = time.time()
     jobs = opts.jobs()
     converted = {}
-    for coding, T in tqdm(jobs, desc="convert", unit="net", disable=opts.quiet):
-        converted[(coding, T)] = convert_network(trained.model, data, opts.convert_options(coding, T),
-                                                 name=f"{coding}-T{T}", progress=False)
+    shared = Shared(trained.model, data, rate_timesteps=tuple(T for c, T in jobs if c == "rate"))
+    first = {}  # coding -> its fine-tuned network among the first three jobs
+    bar = tqdm(jobs, desc="convert", unit="net", disable=opts.quiet)
+    for k, (coding, T) in enumerate(bar):
+        bar.set_postfix_str(f"{coding} T={T}")
+        copts, warm = opts.convert_options(coding, T), None
+        sweep_point = k >= 3 and coding != "rate"
+        policy = opts.sweep_finetune(coding)
+        if sweep_point and policy != "all":
+            copts.finetune_epochs = 0
+            warm = first.get(coding) if policy == "warm" else None
+        c = convert_network(trained.model, data, copts, name=f"{coding}-T{T}", progress=not opts.quiet,
+                            shared=shared, warm_start=warm)
+        if sweep_point and policy != "all":
+            c.finetune = dict(c.finetune, sweep=policy)
+        if k < 3:
+            first[coding] = c
+        converted[(coding, T)] = c
     ir_files = {}
     for coding, T in jobs[:3]:
         ir_files[coding] = save(converted[(coding, T)].net, out / f"{coding}.snn.json")[0]
@@ -354,14 +393,12 @@ def evaluate(opts: RunOptions, data: Dataset, trained: TrainResult, conv: Conver
              say: Say = print) -> EvaluateResult:
     """Float SNN and integer accuracy of every converted network on the test split; print the
     table; with the sweep, plot accuracy against T."""
-    from tqdm.auto import tqdm
-
-    from .convert.pipeline import evaluate as evaluate_converted
+    from .convert.pipeline import evaluate_all
     from .report import format_rows
 
     t0 = time.time()
-    rows = [ConversionRow.from_metrics(evaluate_converted(c, data, progress=False))
-            for c in tqdm(list(conv.converted.values()), desc="evaluate", unit="net", disable=opts.quiet)]
+    rows = [ConversionRow.from_metrics(m)
+            for m in evaluate_all(list(conv.converted.values()), data, progress=not opts.quiet)]
     say("")
     say(format_rows(sorted(rows, key=lambda r: (CODINGS.index(r.coding), r.timesteps))))
     plot = None

@@ -160,3 +160,84 @@ def test_pow2_series_gives_power_of_two_decode_luts(digits_mlp):
             assert all(v == 0 or v & (v - 1) == 0 for v in lut), lut
         assert list(layer.neuron.dec_enc) == [128, 64, 32, 16]
     assert c.metrics["int_ref"] >= c.metrics["float_ann"] - 0.02, c.metrics
+
+
+def _first_time_rule(v, lut, start=None):
+    """min{t >= start : v >= lut[t]} by brute force, -1 if none (the integer rule, DESIGN §3)."""
+    T = lut.shape[-1]
+    out = torch.full(v.shape, -1, dtype=torch.long)
+    for t in range(T - 1, -1, -1):
+        ok = v >= lut[..., t]
+        if start is not None:
+            ok = ok & (start <= t) & (start >= 0)
+        out[ok] = t
+    return out
+
+
+@pytest.mark.parametrize("monotone", [True, False])
+@pytest.mark.parametrize("T", [1, 2, 3, 5])
+def test_ttfs_encode_is_the_integer_rule(monotone, T):
+    """The fast encode (binary search on non-increasing LUTs, a loop otherwise) is the rule, ties included."""
+    from snnfpga.convert.snn import ttfs_decode, ttfs_encode
+
+    g = torch.Generator().manual_seed(T)
+
+    def lut(*shape):
+        x = torch.rand(*shape, T, dtype=torch.float64, generator=g)
+        return torch.sort(x, descending=True).values if monotone else x
+
+    enc, cal = lut(), lut() * 0.3
+    v = torch.cat([torch.randn(400, dtype=torch.float64, generator=g), enc, enc + cal])
+    v = v[:len(v) // 4 * 4].reshape(-1, 4)
+    t_e, t_c = ttfs_encode(v, enc, cal)
+    assert torch.equal(t_e, _first_time_rule(v, enc))
+    r = v - enc[t_e.clamp(min=0)]
+    assert torch.equal(t_c, _first_time_rule(r, cal, start=t_e))
+    assert torch.equal(ttfs_encode(v, enc, None)[0], t_e)
+    dec = ttfs_decode(t_e, t_c, enc, cal)
+    want = torch.where(t_e >= 0, enc[t_e.clamp(min=0)], 0.0) + torch.where(t_c >= 0, cal[t_c.clamp(min=0)], 0.0)
+    assert torch.equal(dec, want)
+    # a batch of candidate LUTs (the threshold grid search): each row its own LUT
+    E, C = lut(6, 1), lut(6, 1) * 0.3
+    vv = v.flatten()[None]
+    t_e, t_c = ttfs_encode(vv, E, C)
+    for k in range(6):
+        assert torch.equal(t_e[k], _first_time_rule(vv[0], E[k, 0]))
+        assert torch.equal(t_c[k], _first_time_rule(vv[0] - E[k, 0][t_e[k].clamp(min=0)], C[k, 0], start=t_e[k]))
+
+
+def test_rate_steps_are_the_shorter_runs(digits_mlp):
+    data, model, _ = digits_mlp
+    snn = FloatSNN(trace(model, data.shape), "rate", 12)
+    snn.rate_theta.fill_(0.8)
+    x = torch.from_numpy(data.test_x[:50])
+    steps = snn.run_rate_steps(x, (3, 12, 7))
+    assert sorted(steps) == [3, 7, 12]
+    for t, (out, spikes) in steps.items():
+        snn.T = t
+        o, s, _ = snn.run(x)
+        assert torch.equal(out, o) and torch.equal(spikes, s)
+
+
+def test_shared_sweep_work_changes_nothing(digits_mlp):
+    """A sweep's shared work (trace, λ search over every rate T, one float rate run for all T)
+    gives exactly the networks and metrics of separate conversions."""
+    from snnfpga.convert.pipeline import PASSES, Shared, convert_network, evaluate, evaluate_all
+
+    data, model, _ = digits_mlp
+    jobs = [("rate", 8), ("ttfs", 2), ("rate", 16)]
+    shared = Shared(model, data, rate_timesteps=(8, 16))
+    together = [convert_network(model, data, ConvertOptions(coding=c, timesteps=T, finetune_epochs=1),
+                                progress=False, shared=shared) for c, T in jobs]
+    m_together = evaluate_all(together, data, progress=False)
+    for (c, T), conv, m in zip(jobs, together, m_together):
+        alone = convert_network(model, data, ConvertOptions(coding=c, timesteps=T, finetune_epochs=1), progress=False)
+        m_alone = evaluate(alone, data, progress=False)
+        assert len(conv.net.layers) == len(alone.net.layers)
+        for a, b in zip(conv.net.layers, alone.net.layers):
+            assert a.neuron == b.neuron and a.scale == b.scale
+            assert (a.weight is None and b.weight is None) or (np.array_equal(a.weight, b.weight)
+                                                               and np.array_equal(a.bias, b.bias))
+        for k in ("float_snn", "int_ref", "float_spikes_per_frame", "spikes_per_frame", "finetune"):
+            assert m[k] == m_alone[k], (c, T, k)
+        assert list(m["seconds_per_pass"]) == list(PASSES) and all(s >= 0 for s in m["seconds_per_pass"].values())

@@ -13,6 +13,7 @@ from pathlib import Path
 
 import numpy as np
 import pytest
+import torch
 
 from snnfpga import flow, reference
 from snnfpga import report as report_json
@@ -31,22 +32,32 @@ SMALL = dict(dataset="digits", hidden=(16,), epochs=2, sweep=False, finetune_epo
 def small_run(tmp_path_factory):
     """The flow with spies on Verilog generation and on the integer reference."""
     from snnfpga.boards import build as board_build
+    from snnfpga.convert import pipeline
     from snnfpga.rtl_gen import emit
 
     mp = pytest.MonkeyPatch()
-    generated, ref_calls = [], []
+    generated, ref_calls, evaluating = [], [], []
     real_generate, real_simulate, real_build = emit.generate, reference.simulate, board_build.build
+    real_evaluate_int = pipeline.evaluate_int
+
+    def evaluate_int(*a, **k):  # the reference calls made from here evaluate on the test split
+        evaluating.append(True)
+        try:
+            return real_evaluate_int(*a, **k)
+        finally:
+            evaluating.pop()
 
     def generate(net, out_dir, **kw):
         generated.append(net.name)
         return real_generate(net, out_dir, **kw)
 
     def simulate(net, frames):
-        ref_calls.append((net.name, np.array(frames)))
+        ref_calls.append((net.name, np.array(frames), bool(evaluating)))
         return real_simulate(net, frames)
 
     mp.setattr(emit, "generate", generate)
     mp.setattr(reference, "simulate", simulate)
+    mp.setattr(pipeline, "evaluate_int", evaluate_int)
     mp.setattr(board_build, "build", lambda *a, **k: real_build(*a, **{**k, "do_build": False}))  # no PnR
     out = tmp_path_factory.mktemp("flow")
     lines: list[str] = []
@@ -78,7 +89,14 @@ def test_report_has_version_and_every_documented_key(small_run):
                                    "ratio_to_event_bound", "lanes"}
     assert [(r["coding"], r["timesteps"]) for r in doc["runs"]] == [("sc-ttfs", 4), ("ttfs", 4), ("rate", 32)]
     assert set(doc["runs"][0]) == {"coding", "timesteps", "input_coding", "float_ann", "float_snn", "int_ref", "images",
-                                   "float_spikes_per_frame", "spikes_per_frame", "finetune", "seconds", "energy_paper"}
+                                   "float_spikes_per_frame", "spikes_per_frame", "finetune", "seconds", "energy_paper",
+                                   "seconds_per_pass"}
+    from snnfpga.convert.pipeline import PASSES
+
+    for row in doc["runs"]:  # every pass timed, and documented
+        assert list(row["seconds_per_pass"]) == list(PASSES) and all(s >= 0 for s in row["seconds_per_pass"].values())
+        assert sum(row["seconds_per_pass"].values()) <= row["seconds"] + 1e-6
+    assert all(f"`{p}`" in DOCS.read_text().split("`seconds_per_pass`", 1)[1].split("\n", 1)[0] for p in PASSES)
     assert "rtl_classes" not in doc["hardware"] and doc["hardware"]["images"] == IMAGES
     assert doc["board"] == "ulx3s-85f" and doc["fmax_mhz"] is None and doc["bitstream"] is None
     assert doc["fps"] == pytest.approx(doc["clock_mhz"] * 1e6 / doc["hardware"]["frame_interval_cycles"])
@@ -109,7 +127,9 @@ def test_verilog_generated_once_and_reference_run_once_on_the_hardware_frames(sm
     rep, doc, generated, ref_calls, _ = small_run
     assert generated == ["sc-ttfs-T4"]  # the simulation used the generated file
     test_split = 360
-    hardware = [(name, f) for name, f in ref_calls if len(f) != test_split]  # the rest: evaluate on the test split
+    evaluated = [(name, len(f)) for name, f, ev in ref_calls if ev]  # every network on the test split, in batches
+    assert sum(n for _, n in evaluated) == test_split * len(rep.evaluate.rows)
+    hardware = [(name, f) for name, f, ev in ref_calls if not ev]
     assert len(hardware) == 1, [(n, len(f)) for n, f in hardware]
     name, frames = hardware[0]
     assert name == "sc-ttfs-T4"
@@ -170,3 +190,34 @@ def test_mismatch_fails_after_the_report_is_written(tmp_path, monkeypatch, capsy
     assert f"snnfpga: error: 1 of 3 images differ from the integer reference (report: {out / 'report.json'})" in err
     doc = json.loads((out / "report.json").read_text())
     assert doc["bit_exact"]["mismatching_images"] == 1 and doc["accuracy"]["rtl"]["images"] == 3
+
+
+@pytest.mark.parametrize("policy", ["warm", "none"])
+def test_sweep_points_fine_tuning_policy(tmp_path, policy):
+    """Sweep points of (SC-)TTFS start from their coding's fine-tuned BN (warm) or from the ANN's
+    (none), without fine-tuning of their own; the first three networks are fine-tuned; recorded."""
+    opts = flow.RunOptions(dataset="digits", hidden=(16,), epochs=2, finetune_epochs=1, finetune_sweep=policy,
+                           hardware=False, quiet=True, out=tmp_path)
+    assert opts.sweep_finetune("ttfs") == policy
+    assert [flow.RunOptions(model=m).sweep_finetune(c) for m in ("mlp", "cnn") for c in ("sc-ttfs", "ttfs")] == \
+        ["all", "all", "warm", "all"]
+    with pytest.raises(Exception, match="finetune_sweep"):
+        flow.RunOptions(finetune_sweep="some").sweep_finetune("ttfs")
+    data = flow.load_data(opts)
+    trained = flow.train(opts, data)
+    conv = flow.convert(opts, data, trained, tmp_path)
+    jobs = opts.jobs()
+    for k, (coding, T) in enumerate(jobs):
+        ft = conv.converted[(coding, T)].finetune
+        if coding == "rate":
+            assert ft == {"epochs": 0}
+        elif k < 3:
+            assert ft["epochs"] == 1 and "sweep" not in ft
+        else:
+            assert ft["epochs"] == 0 and ft["sweep"] == policy
+            assert ("warm_start" in ft) == (policy == "warm")
+            if policy == "warm":
+                assert ft["warm_start"] == f"{coding}-T4"
+                src = conv.converted[(coding, 4)].snn
+                dst = conv.converted[(coding, T)].snn
+                assert all(torch.equal(src.gain[k2], dst.gain[k2]) for k2 in src.gain)

@@ -23,15 +23,27 @@ __all__ = ["finetune", "snn_accuracy"]
 
 
 @torch.no_grad()
-def snn_accuracy(snn: FloatSNN, x: np.ndarray, y: np.ndarray, batch: int = 500) -> tuple[float, float]:
-    """(accuracy, mean spikes per frame) of the float SNN."""
+def snn_accuracy(snn: FloatSNN, x: np.ndarray, y: np.ndarray, batch: int = 500, steps=None,
+                 progress: bool = False, desc: str | None = None):
+    """(accuracy, mean spikes per frame) of the float SNN; with ``steps`` (rate coding), a dict
+    ``{T: (accuracy, spikes per frame)}`` of the same network run for each T, from one run of the
+    longest (:meth:`FloatSNN.run_rate_steps`)."""
     snn.eval()
-    correct, spikes = 0, 0.0
-    for xb, yb in batches(x, y, batch):
-        out, s, _ = snn.run(xb)
-        correct += (out.argmax(1) == yb).sum().item()
-        spikes += s.sum().item()
-    return correct / len(y), spikes / len(y)
+    if steps is not None:
+        steps = tuple(sorted(set(int(t) for t in steps)))
+    correct = dict.fromkeys(steps or (None,), 0)
+    spikes = dict.fromkeys(steps or (None,), 0.0)
+    label = desc or f"float SNN ({snn.coding}, T={','.join(map(str, steps)) if steps else snn.T})"
+    with tqdm(total=len(y), desc=label, unit="img", disable=not progress, leave=False) as bar:
+        for xb, yb in batches(x, y, batch):
+            res = snn.run_rate_steps(xb, steps) if steps is not None else {None: snn.run(xb)[:2]}
+            for t, (out, s) in res.items():
+                correct[t] += (out.argmax(1) == yb).sum().item()
+                spikes[t] += s.sum().item()
+            bar.update(len(yb))
+    if steps is None:
+        return correct[None] / len(y), spikes[None] / len(y)
+    return {t: (correct[t] / len(y), spikes[t] / len(y)) for t in steps}
 
 
 def finetune(snn: FloatSNN, x: np.ndarray, y: np.ndarray, epochs: int = 3, lr: float = 1e-3,
@@ -47,7 +59,7 @@ def finetune(snn: FloatSNN, x: np.ndarray, y: np.ndarray, epochs: int = 3, lr: f
         raise ValueError(f"mode must be 'bn' or 'paper', not {mode!r}")
     if snn.coding == "rate" or epochs <= 0:
         return {"epochs": 0}
-    before, _ = snn_accuracy(snn, x, y)
+    before, _ = snn_accuracy(snn, x, y, progress=progress, desc=f"train accuracy before fine-tuning (T={snn.T})")
     saved = copy.deepcopy(snn.state_dict())
     torch.manual_seed(seed)
     thresholds = [p for p in snn.thresholds.parameters() if p.requires_grad]
@@ -64,11 +76,13 @@ def finetune(snn: FloatSNN, x: np.ndarray, y: np.ndarray, epochs: int = 3, lr: f
     sched = torch.optim.lr_scheduler.CosineAnnealingLR(opt, max(steps, 1))
     loss_fn = nn.CrossEntropyLoss()
     snn.ste = mode == "bn"
-    bar = tqdm(range(epochs), desc=f"fine-tune {snn.coding} (T={snn.T})", unit="epoch", disable=not progress, leave=False)
-    for epoch in bar:
+    bar = tqdm(total=steps, desc=f"fine-tune {snn.coding} (T={snn.T}, {epochs} epochs)", unit="batch",
+               disable=not progress, leave=False)
+    for epoch in range(epochs):
         snn.train()
         total = 0.0
         for xb, yb in batches(x, y, batch, shuffle=True, seed=seed + epoch):
+            bar.update(1)
             opt.zero_grad()
             out, _, _ = snn.run(xb)
             loss = loss_fn(out, yb)
@@ -80,10 +94,11 @@ def finetune(snn: FloatSNN, x: np.ndarray, y: np.ndarray, epochs: int = 3, lr: f
                     th.k_e.clamp_(min=0)
                     th.k_c.clamp_(min=0)
             total += loss.item() * len(yb)
-        bar.set_postfix(loss=f"{total / len(y):.4f}")
+        bar.set_postfix(epoch=epoch + 1, loss=f"{total / len(y):.4f}")
+    bar.close()
     snn.ste = False
     snn.eval()
-    after, _ = snn_accuracy(snn, x, y)
+    after, _ = snn_accuracy(snn, x, y, progress=progress, desc=f"train accuracy after fine-tuning (T={snn.T})")
     kept = after >= before
     if not kept:
         snn.load_state_dict(saved)

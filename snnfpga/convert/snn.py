@@ -53,35 +53,85 @@ class ThresholdSeries(nn.Module):
 def lut_at(lut: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
     """``lut[..., t]`` for spike times ``t`` (−1 reads entry 0); ``lut`` is ``(..., T)``,
     broadcastable against ``t.shape + (T,)``, so one call serves a layer or a batch of candidate LUTs."""
+    idx = t.clamp(min=0)
+    if lut.dim() == 1:  # one LUT: plain indexing (no (..., T) tensor, forward or backward)
+        return lut[idx]
+    if lut.dim() == t.dim() + 1 and lut.shape[-2] == 1 and lut.shape[:-2] == t.shape[:-1]:
+        return torch.gather(lut.squeeze(-2), -1, idx)  # a LUT per row of t (the threshold grid search)
     lut = lut.expand(*t.shape, lut.shape[-1])
-    return torch.gather(lut, -1, t.clamp(min=0).unsqueeze(-1)).squeeze(-1)
+    return torch.gather(lut, -1, idx.unsqueeze(-1)).squeeze(-1)
+
+
+def _non_increasing(lut: torch.Tensor) -> bool:
+    return bool((lut[..., 1:] <= lut[..., :-1]).all())
+
+
+def _count_at_most(lut: torch.Tensor, v: torch.Tensor) -> torch.Tensor | None:
+    """``#{t : lut[..., t] <= v}`` per element of ``v`` by binary search (``torch.searchsorted``), for
+    a non-increasing ``lut`` of shape ``(T,)`` or ``(C, 1, T)`` against ``v`` of shape ``(..., M)``;
+    None when the LUT is not one of those (then :func:`_first` loops over t)."""
+    if not _non_increasing(lut):
+        return None
+    seq = lut.flip(-1)
+    if lut.dim() == 1:
+        return torch.searchsorted(seq, v.contiguous(), right=True)
+    if lut.dim() == 3 and lut.shape[1] == 1 and v.dim() == 2 and v.shape[0] in (1, lut.shape[0]):
+        c, m = lut.shape[0], v.shape[1]
+        return torch.searchsorted(seq[:, 0].contiguous(), v.expand(c, m).contiguous(), right=True)
+    return None
 
 
 def ttfs_encode(v: torch.Tensor, enc: torch.Tensor, cal: torch.Tensor | None):
     """Spike times (held constant: no gradient) of a membrane, exactly like the integer rule.
 
     ``enc``/``cal`` are ``(T,)`` or any shape ``(..., T)`` broadcastable against ``v.shape + (T,)``.
+
+    A non-increasing LUT (every exponential series) is searched: ``v ≥ enc[t]`` holds on a suffix
+    ``t ≥ T − n`` with ``n = #{t : enc[t] ≤ v}``, so ``t_e = T − n`` (no spike when ``n = 0``), and
+    likewise ``t_c = max(T − #{t : cal[t] ≤ r}, t_e)``. Any other LUT takes the first ``t`` that
+    satisfies the rule by a loop over t. Both are exact; the search is the fast one (the arg-max over
+    a short last axis it replaces was most of the SNN's time on conv layers).
     """
     with torch.no_grad():
         T = enc.shape[-1]
-        ge = v.unsqueeze(-1) >= enc
-        fired = ge.any(-1)
-        t_e = torch.where(fired, ge.double().argmax(-1), torch.full_like(fired, -1, dtype=torch.long))
+        n = _count_at_most(enc, v)
+        t_e = torch.where(n > 0, T - n, -1) if n is not None else _first(lambda t: v >= enc[..., t], T)
         if cal is None:
             return t_e, None
+        fired = t_e >= 0
         r = v - lut_at(enc, t_e)
-        ok = (r.unsqueeze(-1) >= cal) & (torch.arange(T) >= t_e.unsqueeze(-1)) & fired.unsqueeze(-1)
-        t_c = torch.where(ok.any(-1), ok.double().argmax(-1), torch.full_like(t_e, -1))
+        m = _count_at_most(cal, r)
+        if m is not None:
+            t_c = torch.where((m > 0) & fired, torch.maximum(T - m, t_e), -1)
+        else:
+            r = torch.where(fired, r, -math.inf)
+            t_c = _first(lambda t: (r >= cal[..., t]) & (t_e <= t), T)
         return t_e, t_c
 
 
+def _first(hit, T: int) -> torch.Tensor:
+    """``min{t < T : hit(t)}`` per element (int64), −1 where no ``t`` hits (``hit(t)``: a bool tensor)."""
+    out = None
+    for t in range(T - 1, -1, -1):
+        h = hit(t)
+        if out is None:
+            out = torch.full(h.shape, -1, dtype=torch.long)
+        out.masked_fill_(h, t)
+    return out
+
+
 def ttfs_decode(t_e: torch.Tensor, t_c: torch.Tensor | None, enc: torch.Tensor, cal: torch.Tensor | None) -> torch.Tensor:
-    """The value an encoded neuron sends: ``θ_e(t_e) + θ_c(t_c)`` (differentiable in θ)."""
-    zero = torch.zeros((), dtype=enc.dtype)
-    val = torch.where(t_e >= 0, lut_at(enc, t_e), zero)
+    """The value an encoded neuron sends: ``θ_e(t_e) + θ_c(t_c)`` (differentiable in θ).
+
+    A missing spike (time −1) reads the 0 put in front of the LUT: one lookup per spike kind."""
+    val = lut_at(_zero_first(enc), t_e + 1)
     if t_c is not None:
-        val = val + torch.where(t_c >= 0, lut_at(cal, t_c), zero)
+        val = val + lut_at(_zero_first(cal), t_c + 1)
     return val
+
+
+def _zero_first(lut: torch.Tensor) -> torch.Tensor:
+    return torch.cat([torch.zeros(lut.shape[:-1] + (1,), dtype=lut.dtype), lut], -1)
 
 
 class FloatSNN(nn.Module):
@@ -91,6 +141,9 @@ class FloatSNN(nn.Module):
     layer (initialised to the identity), which fine-tuning trains through a straight-through
     gradient of the spike quantiser.
     """
+
+    #: dtype of the convolutions (see :meth:`charge`); everything else is float64
+    CONV_DTYPE = torch.float32
 
     def __init__(self, layers: list[FloatLayer], coding: str, timesteps: int, input_coding: str = "direct",
                  pow2: bool = False):
@@ -127,10 +180,21 @@ class FloatSNN(nn.Module):
         g = self.gain[str(i)]
         return layer.weight * g.view(-1, *([1] * (layer.weight.dim() - 1))), self.shift[str(i)]
 
-    def charge(self, i: int, x: torch.Tensor) -> torch.Tensor:
-        """Decode stage: ``v = W x + b`` for weighted layer ``i``."""
+    def charge(self, i: int, x: torch.Tensor, native: bool = False) -> torch.Tensor:
+        """Decode stage: ``v = W x + b`` for weighted layer ``i``.
+
+        Convolutions run in :attr:`CONV_DTYPE` (float32) and return float64, or float32 with
+        ``native`` (rate coding keeps a conv layer's membranes in float32): PyTorch has no fast
+        float64 convolution on CPU (about 5x slower forward, 15x backward), and the float SNN only
+        approximates the integer network anyway. Dense layers compute in float64, as before.
+        """
         w, b = self.effective(i)
-        return apply_layer(self.layers[i], x, w, b)
+        layer = self.layers[i]
+        if layer.kind == "conv2d" and self.CONV_DTYPE != torch.float64:
+            dt = self.CONV_DTYPE
+            v = apply_layer(layer, x.to(dt), w.to(dt), b.to(dt))
+            return v if native else v.double()
+        return apply_layer(layer, x.to(w.dtype), w, b)
 
     def threshold(self, stage: Stage) -> ThresholdSeries:
         """The (SC-)TTFS threshold series of ``stage`` (module keys are stage names)."""
@@ -162,7 +226,7 @@ class FloatSNN(nn.Module):
             return self._run_rate(x, record)
         return self._run_ttfs(x, record)
 
-    def _run_ttfs(self, x: torch.Tensor, record: bool):
+    def _run_ttfs(self, x: torch.Tensor, record: bool, stop: Stage | None = None):
         spikes = torch.zeros(x.shape[0], dtype=torch.float64)
         rec = {}
         if self.input_coding == "spikes":
@@ -171,6 +235,8 @@ class FloatSNN(nn.Module):
             spikes += (t_e >= 0).sum(1) + (0 if t_c is None else (t_c >= 0).sum(1))
             if record:
                 rec[INPUT_STAGE] = flat.detach()
+            if stop == INPUT_STAGE:
+                return None, spikes, rec
             x = val.reshape(x.shape)
         for i, layer in enumerate(self.layers):
             if not layer.weighted:
@@ -181,16 +247,29 @@ class FloatSNN(nn.Module):
                 return v.reshape(v.shape[0], -1), spikes, rec
             if record:
                 rec[Stage(i)] = v.detach()
+            if stop == Stage(i):  # stage_inputs: the later stages are not needed
+                return None, spikes, rec
             x, t_e, t_c = self.fire_ttfs(Stage(i), v)
             spikes += (t_e >= 0).flatten(1).sum(1) + (0 if t_c is None else (t_c >= 0).flatten(1).sum(1))
         raise AssertionError("unreachable: the last layer is weighted")
 
-    def _run_rate(self, x: torch.Tensor, record: bool):
+    @torch.no_grad()
+    def run_rate_steps(self, x: torch.Tensor, steps) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
+        """Rate coding: ``{t: (output membrane, spikes per frame)}`` after ``t`` steps, for every
+        ``t`` in ``steps``, from one run of ``max(steps)`` steps. Each is exactly what :meth:`run`
+        returns with ``T = t`` (the steps are the same operations in the same order), so a T sweep
+        over networks that differ only in T runs once."""
+        if self.coding != "rate":
+            raise ValueError("run_rate_steps is for rate coding")
+        return self._run_rate(x.double(), False, steps=tuple(sorted(set(int(t) for t in steps))))
+
+    def _run_rate(self, x: torch.Tensor, record: bool, steps: tuple[int, ...] | None = None):
         n = x.shape[0]
         spikes = torch.zeros(n, dtype=torch.float64)
         v: dict[Stage, torch.Tensor] = {}
         direct = None
-        for _ in range(self.T):
+        snaps: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
+        for step in range(self.T if steps is None else steps[-1]):
             if self.input_coding == "spikes":
                 lam = self.rate_lambda(INPUT_STAGE)
                 flat = x.reshape(n, -1)
@@ -208,27 +287,33 @@ class FloatSNN(nn.Module):
                 key = Stage(i)
                 if i == self.weighted[0] and self.input_coding == "direct":
                     if direct is None:
-                        direct = self.charge(i, cur)
+                        direct = self.charge(i, cur, native=True)
                     inc = direct
                 else:
-                    inc = self.charge(i, cur)
+                    inc = self.charge(i, cur, native=True)
                 if i == self.weighted[-1]:
                     v[key] = v.get(key, torch.zeros_like(inc)) + inc
                     break
                 lam = self.rate_lambda(key)
                 vi = v.get(key, torch.full_like(inc, lam / 2)) + inc
-                s = (vi >= lam).double()
-                v[key] = vi - s * lam
+                s = vi >= lam  # fire, reset by subtraction; a spike sends λ
+                v[key] = torch.where(s, vi - lam, vi)
                 spikes += s.flatten(1).sum(1)
-                cur = s * lam
+                cur = s.to(vi.dtype).mul_(lam)
+            if steps is not None and step + 1 in steps:
+                snaps[step + 1] = (v[Stage(self.weighted[-1])].reshape(n, -1).clone(), spikes.clone())
+        if steps is not None:
+            return snaps
         out = v[Stage(self.weighted[-1])]
         return out.reshape(n, -1), spikes, {}
 
     @torch.no_grad()
-    def stage_inputs(self, x: torch.Tensor, stage: Stage) -> torch.Tensor:
-        """Membranes (TTFS) entering ``stage`` given the thresholds already set for earlier stages."""
-        _, _, rec = self._run_ttfs(x.double(), record=True)
-        return rec[stage]
+    def stage_inputs(self, x: torch.Tensor, stage: Stage, batch: int = 500) -> torch.Tensor:
+        """Membranes (TTFS) entering ``stage`` given the thresholds already set for earlier stages
+        (``batch`` images at a time: memory only, each image's membranes do not depend on it)."""
+        parts = [self._run_ttfs(x[i:i + batch].double(), record=True, stop=Stage(stage))[2][stage]
+                 for i in range(0, len(x), batch)]
+        return torch.cat(parts)
 
     def describe(self) -> dict:
         if self.coding == "rate":

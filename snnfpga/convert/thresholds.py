@@ -16,7 +16,7 @@ from tqdm.auto import tqdm
 from ..ir.stage import Stage
 from .snn import INPUT_STAGE, FloatSNN, ttfs_decode, ttfs_encode
 
-__all__ = ["fit_ttfs_thresholds", "fit_rate_thresholds", "decode_error"]
+__all__ = ["fit_ttfs_thresholds", "fit_rate_thresholds", "rate_scores", "rate_lambdas", "rate_search_images", "decode_error"]
 
 #: membrane samples per stage the grid search scores (a random subset beyond this): enough for
 #: the 99.9th percentile and the mean error to be stable, small enough that the (candidates ×
@@ -51,6 +51,15 @@ POW2_MAX_SHIFT = 7
 #: normalisation" of Rueckauer et al. 2017 uses 99.9–99.999; 99 and 100 bracket it), the one with
 #: the best calibration accuracy wins
 RATE_PERCENTILES = (99.0, 99.7, 99.9, 99.99, 100.0)
+#: the rate λ search scores each candidate on at most this many image-neurons (calibration images
+#: × spiking neurons): all 2000 calibration images for an MLP (a 128-neuron MLP needs 256,000),
+#: the first 531 for the default CNN (18,816 neurons; 2000 images at T = 64 took minutes a
+#: candidate on 2 cores). The images are a random sample, so the first n are one too; n does not
+#: depend on T, so a network is the same converted alone or in a sweep.
+RATE_SEARCH_IMAGE_NEURONS = 10_000_000
+#: calibration images per rate SNN run in the λ search (memory; results do not depend on it: each
+#: image's output is the same in any batch, checked bit for bit on the MLPs)
+RATE_BATCH = 500
 
 
 def _series(theta0: torch.Tensor, k: torch.Tensor, T: int) -> torch.Tensor:
@@ -131,19 +140,66 @@ def fit_ttfs_thresholds(snn: FloatSNN, x: torch.Tensor, progress: bool = True) -
 
 
 @torch.no_grad()
-def fit_rate_thresholds(snn: FloatSNN, x: torch.Tensor, y: torch.Tensor,
-                        percentiles: tuple[float, ...] = RATE_PERCENTILES) -> float:
-    """λ per stage = a percentile of the ANN's activations; picks the percentile by accuracy on (x, y)."""
+def rate_scores(snn: FloatSNN, x: torch.Tensor, y: torch.Tensor, percentiles: tuple[float, ...] = RATE_PERCENTILES,
+                timesteps: tuple[int, ...] | None = None, progress: bool = False) -> dict[int, list[float]]:
+    """Accuracy on (x, y) of each λ candidate (:func:`rate_lambdas` at each percentile) at each T
+    in ``timesteps`` (default: the SNN's T): ``{T: [accuracy per percentile]}``. The candidates are
+    the percentiles of the ANN's activations on all of ``x``; they are scored on its first
+    :func:`rate_search_images`.
+
+    One run of ``max(timesteps)`` steps per candidate serves every T (:meth:`FloatSNN.run_rate_steps`
+    gives exactly the outputs of shorter runs): the λ candidates depend on the ANN only, not on T,
+    so a T sweep scores them once. The SNN's λ are left as they were.
+    """
+    steps = tuple(sorted(set(timesteps or (snn.T,))))
     acts = _ann_activations(snn, x.double())
+    n = rate_search_images(snn, len(y))
+    x, y = x[:n], y[:n]
+    saved = snn.rate_theta.clone()
+    scores: dict[int, list[float]] = {t: [] for t in steps}
+    for p in tqdm(percentiles, desc=f"rate λ search (T={','.join(map(str, steps))})", unit="λ", disable=not progress,
+                  leave=False):
+        snn.rate_theta.copy_(torch.tensor(rate_lambdas(snn, acts, p), dtype=torch.float64))
+        correct = dict.fromkeys(steps, 0)
+        for i in range(0, len(y), RATE_BATCH):
+            for t, (out, _) in snn.run_rate_steps(x[i:i + RATE_BATCH], steps).items():
+                correct[t] += int((out.argmax(1) == y[i:i + RATE_BATCH]).sum())
+        for t in steps:
+            scores[t].append(correct[t] / len(y))
+    snn.rate_theta.copy_(saved)
+    return scores
+
+
+def rate_search_images(snn: FloatSNN, available: int) -> int:
+    """Calibration images the λ search scores on (:data:`RATE_SEARCH_IMAGE_NEURONS`), at least 100."""
+    neurons = sum(int(np.prod(snn.layers[s].out_shape)) for s in snn.stages if s != INPUT_STAGE)
+    if snn.input_coding == "spikes":
+        neurons += int(np.prod(snn.layers[0].in_shape))
+    return min(available, max(100, RATE_SEARCH_IMAGE_NEURONS // max(1, neurons)))
+
+
+def rate_lambdas(snn: FloatSNN, acts: dict[Stage, np.ndarray], percentile: float) -> list[float]:
+    """λ per stage: the ``percentile`` of the ANN's positive activations there."""
+    return [max(float(np.percentile(acts[s], percentile)), 1e-6) for s in snn.stages]
+
+
+@torch.no_grad()
+def fit_rate_thresholds(snn: FloatSNN, x: torch.Tensor, y: torch.Tensor,
+                        percentiles: tuple[float, ...] = RATE_PERCENTILES, scores: list[float] | None = None,
+                        progress: bool = False) -> float:
+    """λ per stage = a percentile of the ANN's activations; picks the percentile by accuracy on (x, y)
+    (the first best). ``scores``: those accuracies at the SNN's T, one per percentile, if already
+    known (:func:`rate_scores` of a sweep)."""
+    if scores is None:
+        scores = rate_scores(snn, x, y, percentiles, progress=progress)[snn.T]
+    if len(scores) != len(percentiles):
+        raise ValueError(f"{len(scores)} scores for {len(percentiles)} percentiles")
     best, best_acc = percentiles[0], -1.0
-    for p in percentiles:
-        lam = [max(float(np.percentile(acts[s], p)), 1e-6) for s in snn.stages]
-        snn.rate_theta.copy_(torch.tensor(lam, dtype=torch.float64))
-        acc = (snn(x).argmax(1) == y).double().mean().item()
+    for p, acc in zip(percentiles, scores):
         if acc > best_acc:
             best, best_acc = p, acc
-    lam = [max(float(np.percentile(acts[s], best)), 1e-6) for s in snn.stages]
-    snn.rate_theta.copy_(torch.tensor(lam, dtype=torch.float64))
+    acts = _ann_activations(snn, x.double())
+    snn.rate_theta.copy_(torch.tensor(rate_lambdas(snn, acts, best), dtype=torch.float64))
     return best
 
 
