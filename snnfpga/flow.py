@@ -127,7 +127,7 @@ class RunOptions:
         """How the sweep points of ``coding`` are fine-tuned: ``finetune_sweep`` if given; else
         ``all`` for an MLP (a fraction of a second a network) and, for a CNN, ``all`` for TTFS
         and ``warm`` for SC-TTFS. Measured on MNIST-10k (docs/report.md, "Conversion time"):
-        fine-tuning a CNN's TTFS sweep point gains 0.3-0.4 points for about 17 s on 2 cores, and
+        fine-tuning a CNN's TTFS sweep point gains 0.3-0.4 points for about 20 s on 2 cores, and
         starting from the fine-tuned BN without it gains nothing; fine-tuning an SC-TTFS point costs
         twice that for -0.05 to +0.25 points, and the warm start gets +0.1 to +0.15 of it for free."""
         if self.finetune_sweep is not None:
