@@ -98,6 +98,10 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--out", default=None, help="output folder (default: runs/<dataset>)")
     p.add_argument("--no-sweep", action="store_true", help="skip the accuracy-vs-T sweep and its plot")
     p.add_argument("--no-hardware", action="store_true", help="skip Verilog generation and the cocotb bit-exact check")
+    p.add_argument("--finetune-sweep", choices=("all", "warm", "none"), default=None,
+                   help="fine-tuning of the T-sweep points: all, warm (start from the main network's fine-tuned "
+                        "BN, no fine-tuning of their own) or none (default: all; warm for SC-TTFS CNNs, measured "
+                        "in docs/report.md)")
     p.add_argument("--images", type=int, default=None, help="test images to simulate in RTL (default: all of digits, else 100)")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--lanes", type=int, default=4, help="weights read per cycle in the generated cores (default: 4)")
