@@ -111,6 +111,25 @@ def lane(word: Value, k: int, width: int) -> Value:
     return word[k * width:(k + 1) * width].as_signed()
 
 
+def add_weight_words(m: Module, *, weights, psum, x: Value | None, s1_valid: Value, s1_addr: Value,
+                     s2_valid: Signal, s2_addr: Signal, lanes: int, weight_bits: int, acc_bits: int) -> None:
+    """The last two decode stages, shared by :class:`DecodePipeline` and :class:`WindowDecode`.
+
+    Stage 1: the weight word is here; each lane's weight (times the pixel ``x`` for a direct
+    first layer) is registered while the partial-sum word is read. Stage 2: add and write back.
+    """
+    prods = []
+    for k in range(lanes):
+        wk = lane(weights.data, k, weight_bits)
+        value = wk * x if x is not None else wk
+        prod = Signal(value.shape(), name=f"prod{k}")
+        m.d.sync += prod.eq(value)
+        prods.append(prod)
+    m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr)]
+    terms = [(lane(psum.r_data, k, acc_bits) + prods[k])[:acc_bits] for k in range(lanes)]
+    m.d.comb += [psum.w_addr.eq(s2_addr), psum.w_en.eq(s2_valid), psum.w_data.eq(Cat(*terms))]
+
+
 class PartialSumBanks(wiring.Component):
     """Two banks of partial-sum words: the decode side fills one, the encode side reads and
     clears the other, and :attr:`swap` exchanges them.
@@ -358,17 +377,9 @@ class DecodePipeline(wiring.Component):
                 m.d.sync += state.eq(WAIT)
         # stage 1: the weight word is here (its product with the pixel is registered) and the
         # partial-sum word is read; stage 2: add and write back
-        prods = []
-        for k in range(L):
-            wk = lane(self.weights.data, k, wb)
-            value = wk * s1_x if self.direct else wk
-            prod = Signal(value.shape(), name=f"prod{k}")
-            m.d.sync += prod.eq(value)
-            prods.append(prod)
-        m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr)]
-        terms = [(lane(self.psum.r_data, k, ab) + prods[k])[:ab] for k in range(L)]
-        m.d.comb += [self.psum.w_addr.eq(s2_addr), self.psum.w_en.eq(s2_valid),
-                     self.psum.w_data.eq(Cat(*terms))]
+        add_weight_words(m, weights=self.weights, psum=self.psum, x=s1_x if self.direct else None,
+                         s1_valid=s1_valid, s1_addr=s1_addr, s2_valid=s2_valid, s2_addr=s2_addr,
+                         lanes=L, weight_bits=wb, acc_bits=ab)
         return m
 
 
@@ -571,17 +582,9 @@ class WindowDecode(wiring.Component):
                 m.d.sync += [pix.eq(Mux(in_end, 0, pix + 1)), r0_x.eq(inp.payload)]
             m.d.sync += [r0_n.eq(in_row), r0_slot.eq(in_slot), r0_ev.eq(in_ev), r0_end.eq(in_end),
                          r0_valid.eq(in_ev | in_end)]
-        prods = []
-        for k in range(L):
-            wk = lane(self.weights.data, k, wb)
-            value = wk * s1_x if self.direct else wk
-            prod = Signal(value.shape(), name=f"prod{k}")
-            m.d.sync += prod.eq(value)
-            prods.append(prod)
-        m.d.sync += [s2_valid.eq(s1_valid), s2_addr.eq(s1_addr)]
-        terms = [(lane(self.psum.r_data, k, ab) + prods[k])[:ab] for k in range(L)]
-        m.d.comb += [self.psum.w_addr.eq(s2_addr), self.psum.w_en.eq(s2_valid),
-                     self.psum.w_data.eq(Cat(*terms))]
+        add_weight_words(m, weights=self.weights, psum=self.psum, x=s1_x if self.direct else None,
+                         s1_valid=s1_valid, s1_addr=s1_addr, s2_valid=s2_valid, s2_addr=s2_addr,
+                         lanes=L, weight_bits=wb, acc_bits=ab)
         return m
 
 
