@@ -348,7 +348,6 @@ def test_digits_cnn_with_maxpool_converts_in_ttfs(tmp_path):
 # --------------------------------------------------------------------------- hardware
 
 def test_rtl_gen_refuses_maxpool_naming_the_layer():
-    pytest.importorskip("amaranth")
     from snnfpga.rtl_gen.top import NetworkTop
 
     # pixels pooled straight into a dense layer: the max pool is the only thing rtl_gen lacks
