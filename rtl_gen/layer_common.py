@@ -111,6 +111,26 @@ def lane(word: Value, k: int, width: int) -> Value:
     return word[k * width:(k + 1) * width].as_signed()
 
 
+def input_beat(inp, *, direct: bool, n_in: int, slots: int, timesteps: int):
+    """What an input beat means to a decode pipeline: ``(pix, row, slot, is_event, is_end)``.
+
+    Direct pixels: ``pix`` counts the frame's pixels (the caller advances it), a non-zero pixel
+    is an event, the last pixel ends the frame. Events: the neuron index, the partial-sum slot
+    (``kind*T + t`` after a calibrated source, ``t`` after TTFS, 0 for rate) and the end marker.
+    """
+    if direct:
+        pix = Signal(range(n_in))
+        return pix, pix, 0, inp.payload != 0, pix == n_in - 1
+    p = inp.payload
+    if slots == 1:
+        slot = 0
+    elif slots > timesteps:  # calibrated source: slot = kind*T + t
+        slot = Mux(p.kind, timesteps, 0) + p.time
+    else:
+        slot = p.time
+    return None, p.neuron, slot, ~p.end, p.end
+
+
 def add_weight_words(m: Module, *, weights, psum, x: Value | None, s1_valid: Value, s1_addr: Value,
                      s2_valid: Signal, s2_addr: Signal, lanes: int, weight_bits: int, acc_bits: int) -> None:
     """The last two decode stages, shared by :class:`DecodePipeline` and :class:`WindowDecode`.
@@ -329,21 +349,8 @@ class DecodePipeline(wiring.Component):
         if self.direct:
             x = Signal.like(inp.payload)
             s1_x = Signal.like(inp.payload)
-            pix = Signal(range(self.n_in))
-            in_row, in_slot = pix, 0
-            in_ev = inp.payload != 0
-            in_end = pix == self.n_in - 1
-        else:
-            p = inp.payload
-            in_row = p.neuron
-            if S == 1:
-                in_slot = 0
-            elif S > T:  # calibrated source: slot = kind*T + t
-                in_slot = Mux(p.kind, T, 0) + p.time
-            else:
-                in_slot = p.time
-            in_ev = ~p.end
-            in_end = p.end
+        pix, in_row, in_slot, in_ev, in_end = input_beat(inp, direct=self.direct, n_in=self.n_in, slots=S,
+                                                         timesteps=T)
 
         m.d.comb += [self.weights.addr.eq(const_mul(row, G) + g), self.psum.r_addr.eq(s1_addr)]
         m.d.sync += s1_valid.eq(0)
@@ -465,21 +472,8 @@ class WindowDecode(wiring.Component):
         if self.direct:
             r0_x, xv = Signal.like(inp.payload), Signal.like(inp.payload)
             s1_x = Signal.like(inp.payload)
-            pix = Signal(range(self.n_in))
-            in_row, in_slot = pix, 0
-            in_ev = inp.payload != 0
-            in_end = pix == self.n_in - 1
-        else:
-            p = inp.payload
-            in_row = p.neuron
-            if S == 1:
-                in_slot = 0
-            elif S > T:
-                in_slot = Mux(p.kind, T, 0) + p.time
-            else:
-                in_slot = p.time
-            in_ev = ~p.end
-            in_end = p.end
+        pix, in_row, in_slot, in_ev, in_end = input_beat(inp, direct=self.direct, n_in=self.n_in, slots=S,
+                                                         timesteps=T)
 
         # the waiting event's coordinates
         c_q, rem = const_divmod(r0_n, H * W, self.n_in)
