@@ -58,7 +58,7 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
-    p.add_argument("--model", choices=("mlp", "cnn"), default="mlp")
+    p.add_argument("--model", choices=("mlp", "cnn", "resnet"), default="mlp")
     p.add_argument("--hidden", type=int, nargs="+", default=None,
                    help="hidden sizes (mlp, default 128) or channels (cnn, default 16 32)")
     p.add_argument("--epochs", type=int, default=30, help="ANN training epochs (default: 30)")
@@ -105,6 +105,9 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--images", type=int, default=None, help="test images to simulate in RTL (default: all of digits, else 100)")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
     p.add_argument("--lanes", type=int, default=4, help="weights read per cycle in the generated cores (default: 4)")
+    p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
+                   help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
+                        "encode, or each weight scaled on arrival (one slot: less memory); auto: slots (default)")
     p.add_argument("--board", default=None,
                    help="also build for this board (see 'snnfpga build --list-boards'): resources, fmax, fps, frames/W")
     p.set_defaults(func=cmd_run)

@@ -100,6 +100,7 @@ class RunOptions:
     images: int | None = None  #: hardware frames; default all of digits, else 100
     simulator: str = "verilator"
     lanes: int = 4
+    decode: str = "auto"  #: where the generated (SC-)TTFS layers apply the decode LUT (rtl_gen.NetworkTop)
     board: str | None = None
     quiet: bool = False
 
@@ -418,7 +419,7 @@ def generate(opts: RunOptions, net: Network, out: Path) -> GenerateResult:
     from . import rtl_gen
 
     t0 = time.time()
-    v = Path(rtl_gen.generate(net, out / "rtl", lanes=opts.lanes))
+    v = Path(rtl_gen.generate(net, out / "rtl", lanes=opts.lanes, decode=opts.decode))
     summary = json.loads(v.with_suffix(".json").read_text())
     return GenerateResult(verilog=v, summary=summary, lanes=opts.lanes, seconds=time.time() - t0)
 
@@ -468,7 +469,7 @@ def build(opts: RunOptions, net: Network, out: Path, hw: HardwareFrames,
     t0 = time.time()
     board = get_board(opts.board)
     say(f"board: building for {opts.board} (open toolchain) ...")
-    b = board_build.build(net, board, out / "board", lanes=opts.lanes)
+    b = board_build.build(net, board, out / "board", lanes=opts.lanes, decode=opts.decode)
     b["power_device"] = board.power_device
     perf = performance(net, b, lanes=opts.lanes, sim_report=sim_report, frames=hw.frames, ref=hw.ref)
     pw = perf.power or {}

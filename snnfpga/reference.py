@@ -13,6 +13,7 @@ from dataclasses import dataclass, field
 import numpy as np
 
 from .errors import BadOption
+from .ir import INPUT as IR_INPUT
 from .ir import Layer, Network, RateNeuron, Stage, TTFSNeuron
 
 __all__ = ["LayerSpikes", "Result", "simulate", "decode", "encode_ttfs", "spike_values",
@@ -191,18 +192,26 @@ def _simulate_ttfs(net: Network, x: np.ndarray) -> Result:
         t_e, t_c = encode_ttfs(x.reshape(n, -1), net.input.neuron)
         spikes[INPUT] = LayerSpikes(t_e, t_c)
         x = spike_values(net.input.neuron, t_e, t_c)
+    vals: dict[int, np.ndarray] = {IR_INPUT: x}  # each layer's output: values, or a branch's membranes
     out = None
     for i, layer in enumerate(net.layers):
-        if not layer.weighted:
-            x = apply_wiring(layer, x)
+        src = [vals[j] for j in net.sources(i)]
+        if layer.kind == "add":  # the branches' membranes, biases included, charge one membrane
+            v = src[0] + src[1]
+        elif not layer.weighted:
+            vals[i] = apply_wiring(layer, src[0])
             continue
-        v = decode(layer, x)
+        else:
+            v = decode(layer, src[0])
+            if layer.neuron is None and net.branch_of(i) is not None:
+                vals[i] = v
+                continue
         if layer.neuron is None:  # output layer: decode only
             out = v
             break
         t_e, t_c = encode_ttfs(v, layer.neuron)
         spikes[Stage(i)] = LayerSpikes(t_e, t_c)
-        x = spike_values(layer.neuron, t_e, t_c)
+        vals[i] = spike_values(layer.neuron, t_e, t_c)
     return Result(output=out, classes=out.argmax(axis=1), spikes=spikes)
 
 
@@ -211,12 +220,22 @@ def _fire_rate(v: np.ndarray, neuron: RateNeuron) -> tuple[np.ndarray, np.ndarra
     return s, v - s * neuron.theta
 
 
+def _constant(net: Network) -> set[int]:
+    """Layers whose output is the same at every step: wiring of direct pixels (rate coding)."""
+    const = {IR_INPUT} if net.input.input_coding == "direct" else set()
+    for i, layer in enumerate(net.layers):
+        if not layer.weighted and layer.kind != "add" and net.sources(i)[0] in const:
+            const.add(i)
+    return const
+
+
 def _simulate_rate(net: Network, x: np.ndarray) -> Result:
     n, T = len(x), net.timesteps
     flat_x = x.reshape(n, -1)
-    weighted = [i for i, layer in enumerate(net.layers) if layer.weighted]
+    stages = [i for i in range(len(net.layers)) if net.spiking(i)]
+    out_i = next(i for i in reversed(range(len(net.layers))) if net.layers[i].weighted)
     v = {}
-    for i in weighted:
+    for i in stages + [out_i]:
         neuron = net.layers[i].neuron
         v0 = neuron.v0 if isinstance(neuron, RateNeuron) else 0
         v[i] = np.full((n, net.layers[i].n_out), v0, dtype=np.int64)
@@ -224,33 +243,46 @@ def _simulate_rate(net: Network, x: np.ndarray) -> Result:
     if net.input.input_coding == "spikes":
         v_in = np.full(flat_x.shape, net.input.neuron.v0, dtype=np.int64)
         rasters[INPUT] = np.zeros((n, T, flat_x.shape[1]), dtype=bool)
-    for i in weighted[:-1]:
+    for i in stages:
         rasters[Stage(i)] = np.zeros((n, T, net.layers[i].n_out), dtype=bool)
-    # a first layer fed direct pixels sees the same current every step: compute it once
-    direct_current = None
+    # a layer fed direct pixels (through wiring) sees the same current every step: compute it once
+    const = _constant(net)
+    cached: dict[int, np.ndarray] = {}
     for t in range(T):
         if net.input.input_coding == "spikes":
             v_in += flat_x
             s, v_in = _fire_rate(v_in, net.input.neuron)
             rasters[INPUT][:, t] = s
-            cur = s.astype(np.int64)
+            vals = {IR_INPUT: s.astype(np.int64)}
         else:
-            cur = flat_x
+            vals = {IR_INPUT: flat_x}
         for i, layer in enumerate(net.layers):
-            if not layer.weighted:
-                cur = apply_wiring(layer, cur)
+            srcs = net.sources(i)
+            if layer.kind == "add":
+                v[i] += vals[srcs[0]] + vals[srcs[1]]
+            elif not layer.weighted:
+                if i not in cached:
+                    vals[i] = apply_wiring(layer, vals[srcs[0]])
+                    if i in const:
+                        cached[i] = vals[i]
+                vals[i] = cached.get(i, vals.get(i))
                 continue
-            if i == weighted[0] and net.input.input_coding == "direct":
-                if direct_current is None:
-                    direct_current = decode(layer, cur)
-                v[i] += direct_current
             else:
-                v[i] += decode(layer, cur)
+                if srcs[0] in const:
+                    if i not in cached:
+                        cached[i] = decode(layer, vals[srcs[0]])
+                    inc = cached[i]
+                else:
+                    inc = decode(layer, vals[srcs[0]])
+                if net.branch_of(i) is not None:  # charges its add's membrane
+                    vals[i] = inc
+                    continue
+                v[i] += inc
             if layer.neuron is None:
                 break
             s, v[i] = _fire_rate(v[i], layer.neuron)
             rasters[Stage(i)][:, t] = s
-            cur = s.astype(np.int64)
-    out = v[weighted[-1]]
+            vals[i] = s.astype(np.int64)
+    out = v[out_i]
     return Result(output=out, classes=out.argmax(axis=1),
                   spikes={k: LayerSpikes(raster=r) for k, r in rasters.items()})

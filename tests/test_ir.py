@@ -74,7 +74,7 @@ def test_missing_lut(tmp_path, key):
 
 
 @pytest.mark.parametrize("mutate, field, fragment", [
-    (lambda d: d.update(format_version=99), "format_version", "must be 1, not 99"),
+    (lambda d: d.update(format_version=99), "format_version", "must be 1 (a chain) or 2 (a graph), not 99"),
     (lambda d: d.update(coding="burst"), "coding", "'burst'"),
     (lambda d: d.update(timesteps=0), "timesteps", "not 0"),
     (lambda d: d.update(timesteps="4"), "timesteps", "must be int"),

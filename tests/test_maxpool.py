@@ -193,7 +193,7 @@ def test_maxpool_keeps_the_value_range():
     from snnfpga.ir.bounds import input_range, output_range
 
     net = maxpool_network(k=3, s=1, p=1, two_pools=True)
-    assert input_range(net, 5) == output_range(net.layers[0].neuron)
+    assert input_range(net, 4) == output_range(net.layers[0].neuron)  # the output dense layer's input
     assert input_range(net, 2) == input_range(net, 1)
 
 
@@ -347,10 +347,12 @@ def test_digits_cnn_with_maxpool_converts_in_ttfs(tmp_path):
 
 # --------------------------------------------------------------------------- hardware
 
-def test_rtl_gen_refuses_maxpool_naming_the_layer():
-    from snnfpga.rtl_gen.top import NetworkTop
+def test_rtl_gen_builds_ttfs_maxpool_and_the_ir_refuses_the_others():
+    """TTFS max pools generate (bit-exact: tests/test_rtl_maxpool.py); SC-TTFS and rate ones never
+    reach rtl_gen, the IR refuses them."""
+    from snnfpga.rtl_gen.pysim import run
 
-    # pixels pooled straight into a dense layer: the max pool is the only thing rtl_gen lacks
+    # pixels pooled straight into a dense layer
     dense = Network(name="pool-dense", coding="ttfs", timesteps=4, input=InputSpec((1, 4, 4), 8, scale=1 / 255),
                     layers=[Layer("maxpool2d", (1, 4, 4), (1, 2, 2), kernel=2, stride=2),
                             Layer("flatten", (1, 2, 2), (4,)),
@@ -358,7 +360,17 @@ def test_rtl_gen_refuses_maxpool_naming_the_layer():
                                   bias=np.zeros(3, np.int64), weight_bits=8)])
     dense.layers[2].acc_bits = layer_acc_bits(dense, 2)
     ir.validate(dense)
-    with pytest.raises(Unsupported, match=r"layer 0 .*'maxpool2d'"):
-        NetworkTop(dense)
-    with pytest.raises(Unsupported, match=r"layer \d"):
-        NetworkTop(maxpool_network())
+    frames = random_frames(dense, 3, seed=0)
+    hw = run(dense, frames, backpressure=True)
+    assert (hw.output == reference.simulate(dense, frames).output).all()
+    assert (hw.output == frames.reshape(3, 2, 2, 2, 2).max(axis=(2, 4)).reshape(3, 4)[:, :3]).all()
+    net = maxpool_network(input_coding="spikes", pool_input=True, two_pools=True)
+    frames = random_frames(net, 2, seed=1)
+    hw = run(net, frames, lanes=2)
+    ref = reference.simulate(net, frames)
+    assert (hw.output == ref.output).all()
+    assert all(hw.events[s] == [ref.spikes[s].events(f) for f in range(2)] for s in ref.spikes)
+    for coding in ("sc-ttfs", "rate"):
+        other = maxpool_network(coding)
+        with pytest.raises(ir.IRError, match=rf"maxpool2d \(layer \d\) is exact only in ttfs.*'{coding}'"):
+            ir.validate(other)      # NetworkTop validates first, so rtl_gen never sees it

@@ -13,14 +13,17 @@ Nothing saturates: a value that does not fit is an error.
 from __future__ import annotations
 
 import math
+from dataclasses import replace
 from typing import Any
 
 import numpy as np
 import torch
 
+from ..ir import INPUT as IR_INPUT
 from ..ir import MAX_ACC_BITS, InputSpec, Layer, Network, RateNeuron, Stage, TTFSNeuron
 from ..ir.bounds import layer_acc_bits
 from ..ir.frames import QuantizationError, quantize_frames
+from .graph import sources
 from .snn import INPUT_STAGE, FloatSNN
 
 __all__ = ["quantize", "quantize_frames", "QuantizationError"]
@@ -81,25 +84,55 @@ def quantize(snn: FloatSNN, *, name: str, weight_bits: int = 8, input_bits: int 
             neuron, s_in = _ttfs_neuron(snn, INPUT_STAGE, s_pix, act_bits)
         inp = InputSpec(shape=in_shape, bits=input_bits, input_coding="spikes", scale=s_pix, neuron=neuron)
     qmax = (1 << (weight_bits - 1)) - 1
-    pool = 1.0
-    layers: list[Layer] = []
+    graph = any(fl.inputs for fl in snn.layers)
+
+    def ir_index(k: int) -> int:  # snn layer index -> IR layer index (a leading flatten is dropped)
+        return k - offset if k >= offset else IR_INPUT
+
+    #: each value's float unit and the sum-pool factor it carries since the layer that sent it
+    units: dict[int, tuple[float, float]] = {IR_INPUT: (s_in, 1.0)}
+    layers: list[Layer | None] = []
+    branch_parts: dict[int, tuple[np.ndarray, np.ndarray, float]] = {}
     last_weighted = snn.weighted[-1]
     for j, fl in enumerate(layers_f):
         i = j + offset
+        srcs = tuple(ir_index(k) for k in sources(snn.layers, i))
+        inputs = srcs if graph else ()
+        if fl.kind == "add":
+            s_v = max((float(np.abs(branch_parts[b][0]).max()) / qmax or 1.0) * branch_parts[b][2] for b in srcs)
+            for b in srcs:
+                w, bias, s_b = branch_parts.pop(b)
+                layers[b] = replace(layers[b], weight=np.rint(w / (s_v / s_b)).astype(np.int64),
+                                    bias=np.rint(bias / s_v).astype(np.int64), scale=s_v, out_scale=s_v)
+            if snn.coding == "rate":
+                neuron, s_out = _rate_neuron(snn, Stage(i), s_v)
+            else:
+                neuron, s_out = _ttfs_neuron(snn, Stage(i), s_v, act_bits)
+            layers.append(Layer(kind="add", in_shape=tuple(fl.in_shape), out_shape=tuple(fl.out_shape),
+                                neuron=neuron, scale=s_v, out_scale=s_out, inputs=inputs))
+            units[j] = (s_out, 1.0)
+            continue
+        s_src, pool = units[srcs[0]]
         if not fl.weighted:
             if fl.kind == "avgpool2d":
                 pool /= fl.kernel * fl.kernel
             layers.append(Layer(kind=fl.kind, in_shape=tuple(fl.in_shape), out_shape=tuple(fl.out_shape),
-                                kernel=fl.kernel, stride=fl.stride, padding=fl.padding))
+                                kernel=fl.kernel, stride=fl.stride, padding=fl.padding, inputs=inputs))
+            units[j] = (s_src, pool)
             continue
         w, b = snn.effective(i)
         w = w.detach().double().numpy() * pool
         b = b.detach().double().numpy()
-        pool = 1.0
+        shape = dict(kind=fl.kind, in_shape=tuple(fl.in_shape), out_shape=tuple(fl.out_shape),
+                     weight_bits=weight_bits, kernel=fl.kernel, stride=fl.stride, padding=fl.padding, inputs=inputs)
+        if i in snn.branch_of:  # quantized with its add, in the membrane unit both branches share
+            branch_parts[j] = (w, b, s_src)
+            layers.append(Layer(**shape))
+            continue
         wmax = float(np.abs(w).max())
         s_w = wmax / qmax if wmax > 0 else 1.0
         w_int = np.rint(w / s_w).astype(np.int64)
-        s_v = s_w * s_in
+        s_v = s_w * s_src
         b_int = np.rint(b / s_v).astype(np.int64)
         neuron, s_out = None, s_v
         if i != last_weighted:
@@ -107,14 +140,12 @@ def quantize(snn: FloatSNN, *, name: str, weight_bits: int = 8, input_bits: int 
                 neuron, s_out = _rate_neuron(snn, Stage(i), s_v)
             else:
                 neuron, s_out = _ttfs_neuron(snn, Stage(i), s_v, act_bits)
-        layers.append(Layer(kind=fl.kind, in_shape=tuple(fl.in_shape), out_shape=tuple(fl.out_shape),
-                            weight=w_int, bias=b_int, weight_bits=weight_bits, neuron=neuron,
-                            kernel=fl.kernel, stride=fl.stride, padding=fl.padding, scale=s_v, out_scale=s_out))
-        s_in = s_out
+        layers.append(Layer(**shape, weight=w_int, bias=b_int, neuron=neuron, scale=s_v, out_scale=s_out))
+        units[j] = (s_out, 1.0)
     net = Network(name=name, coding=snn.coding, timesteps=snn.T, input=inp, layers=layers,
                   provenance=dict(provenance or {}, act_bits=act_bits))
     for k, layer in enumerate(net.layers):
-        if layer.weighted:
+        if layer.weighted or layer.kind == "add":
             layer.acc_bits = layer_acc_bits(net, k)
             if layer.acc_bits > MAX_ACC_BITS:
                 raise QuantizationError(f"layer {k} ({layer.kind}) needs a {layer.acc_bits}-bit membrane, "

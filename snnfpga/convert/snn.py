@@ -14,7 +14,7 @@ import torch
 from torch import nn
 
 from ..ir.stage import Stage
-from .graph import FloatLayer, apply_layer, check_coding
+from .graph import FloatLayer, apply_layer, branches, check_coding, sources
 
 __all__ = ["ThresholdSeries", "FloatSNN", "INPUT_STAGE"]
 
@@ -157,6 +157,11 @@ class FloatSNN(nn.Module):
         self.layers = layers
         self.coding, self.T, self.input_coding = coding, int(timesteps), input_coding
         self.weighted = [i for i, layer in enumerate(layers) if layer.weighted]
+        #: weighted layer -> the add whose membrane it charges (residual branches)
+        self.branch_of = branches(layers)
+        #: the layers that fire: hidden weighted layers that are no branch, and the adds
+        self.firing = [i for i, layer in enumerate(layers)
+                       if (layer.weighted and i != self.weighted[-1] and i not in self.branch_of) or layer.kind == "add"]
         self.gain = nn.ParameterDict()
         self.shift = nn.ParameterDict()
         for i in self.weighted:
@@ -164,7 +169,7 @@ class FloatSNN(nn.Module):
             self.gain[str(i)] = nn.Parameter(torch.ones(ch, dtype=torch.float64))
             self.shift[str(i)] = nn.Parameter(layers[i].bias.detach().clone())
         self.stages: list[Stage] = (([INPUT_STAGE] if input_coding == "spikes" else [])
-                                    + [Stage(i) for i in self.weighted[:-1]])
+                                    + [Stage(i) for i in self.firing])
         self.thresholds = nn.ModuleDict({s.name: ThresholdSeries() for s in self.stages})
         if self.pow2:  # keep the series exact powers of two: only the folded BN is fine-tuned
             for p in self.thresholds.parameters():
@@ -238,20 +243,37 @@ class FloatSNN(nn.Module):
             if stop == INPUT_STAGE:
                 return None, spikes, rec
             x = val.reshape(x.shape)
+        vals = {-1: x}  # each layer's output: values, or a branch's membrane
         for i, layer in enumerate(self.layers):
-            if not layer.weighted:
-                x = apply_layer(layer, x)
+            src = sources(self.layers, i)
+            if layer.kind == "add":
+                a, b = vals.pop(src[0]), vals.pop(src[1])
+                v = (a.reshape(a.shape[0], -1) + b.reshape(b.shape[0], -1)).reshape(a.shape)
+            elif not layer.weighted:
+                vals[i] = apply_layer(layer, vals[src[0]])
                 continue
-            v = self.charge(i, x)
-            if i == self.weighted[-1]:
-                return v.reshape(v.shape[0], -1), spikes, rec
+            else:
+                v = self.charge(i, vals[src[0]])
+                if i == self.weighted[-1]:
+                    return v.reshape(v.shape[0], -1), spikes, rec
+                if i in self.branch_of:
+                    vals[i] = v
+                    continue
             if record:
                 rec[Stage(i)] = v.detach()
             if stop == Stage(i):  # stage_inputs: the later stages are not needed
                 return None, spikes, rec
-            x, t_e, t_c = self.fire_ttfs(Stage(i), v)
+            vals[i], t_e, t_c = self.fire_ttfs(Stage(i), v)
             spikes += (t_e >= 0).flatten(1).sum(1) + (0 if t_c is None else (t_c >= 0).flatten(1).sum(1))
         raise AssertionError("unreachable: the last layer is weighted")
+
+    def constant_layers(self) -> set[int]:
+        """Layers whose output is the same at every rate step: wiring of direct pixels (-1: the input)."""
+        const = {-1} if self.input_coding == "direct" else set()
+        for i, layer in enumerate(self.layers):
+            if not layer.weighted and layer.kind != "add" and sources(self.layers, i)[0] in const:
+                const.add(i)
+        return const
 
     @torch.no_grad()
     def run_rate_steps(self, x: torch.Tensor, steps) -> dict[int, tuple[torch.Tensor, torch.Tensor]]:
@@ -267,7 +289,7 @@ class FloatSNN(nn.Module):
         n = x.shape[0]
         spikes = torch.zeros(n, dtype=torch.float64)
         v: dict[Stage, torch.Tensor] = {}
-        direct = None
+        const, cached = self.constant_layers(), {}
         snaps: dict[int, tuple[torch.Tensor, torch.Tensor]] = {}
         for step in range(self.T if steps is None else steps[-1]):
             if self.input_coding == "spikes":
@@ -280,17 +302,31 @@ class FloatSNN(nn.Module):
                 cur = (s * lam).reshape(x.shape)
             else:
                 cur = x
+            vals = {-1: cur}
             for i, layer in enumerate(self.layers):
-                if not layer.weighted:
-                    cur = apply_layer(layer, cur)
+                src = sources(self.layers, i)
+                if layer.kind == "add":
+                    a, b = vals[src[0]], vals[src[1]]
+                    inc = (a.reshape(n, -1) + b.reshape(n, -1)).reshape(a.shape)
+                elif not layer.weighted:
+                    if i in cached:
+                        vals[i] = cached[i]
+                    else:
+                        vals[i] = apply_layer(layer, vals[src[0]])
+                        if i in const:
+                            cached[i] = vals[i]
                     continue
-                key = Stage(i)
-                if i == self.weighted[0] and self.input_coding == "direct":
-                    if direct is None:
-                        direct = self.charge(i, cur, native=True)
-                    inc = direct
                 else:
-                    inc = self.charge(i, cur, native=True)
+                    if src[0] in const:  # the same current every step: charge once
+                        if i not in cached:
+                            cached[i] = self.charge(i, vals[src[0]], native=True)
+                        inc = cached[i]
+                    else:
+                        inc = self.charge(i, vals[src[0]], native=True)
+                    if i in self.branch_of:
+                        vals[i] = inc
+                        continue
+                key = Stage(i)
                 if i == self.weighted[-1]:
                     v[key] = v.get(key, torch.zeros_like(inc)) + inc
                     break
@@ -299,7 +335,7 @@ class FloatSNN(nn.Module):
                 s = vi >= lam  # fire, reset by subtraction; a spike sends λ
                 v[key] = torch.where(s, vi - lam, vi)
                 spikes += s.flatten(1).sum(1)
-                cur = s.to(vi.dtype).mul_(lam)
+                vals[i] = s.to(vi.dtype).mul_(lam)
             if steps is not None and step + 1 in steps:
                 snaps[step + 1] = (v[Stage(self.weighted[-1])].reshape(n, -1).clone(), spikes.clone())
         if steps is not None:

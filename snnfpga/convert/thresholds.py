@@ -204,20 +204,29 @@ def fit_rate_thresholds(snn: FloatSNN, x: torch.Tensor, y: torch.Tensor,
 
 
 def _ann_activations(snn: FloatSNN, x: torch.Tensor) -> dict[Stage, np.ndarray]:
-    from .graph import apply_layer
+    from .graph import apply_layer, sources
 
     acts = {}
     if snn.input_coding == "spikes":
         acts[INPUT_STAGE] = x.flatten().numpy()
-    h = x
+    vals = {-1: x}
     for i, layer in enumerate(snn.layers):
-        if not layer.weighted:
-            h = apply_layer(layer, h)
+        src = sources(snn.layers, i)
+        if layer.kind == "add":
+            a, b = vals[src[0]], vals[src[1]]
+            h = (a.reshape(a.shape[0], -1) + b.reshape(b.shape[0], -1)).reshape(a.shape)
+        elif not layer.weighted:
+            vals[i] = apply_layer(layer, vals[src[0]])
             continue
-        h = snn.charge(i, h)
-        if i == snn.weighted[-1]:
-            break
+        else:
+            h = snn.charge(i, vals[src[0]])
+            if i == snn.weighted[-1]:
+                break
+            if i in snn.branch_of:
+                vals[i] = h
+                continue
         h = h.clamp(min=0)
+        vals[i] = h
         a = h.flatten()
         a = a[a > 0]
         acts[Stage(i)] = a.numpy() if a.numel() else np.ones(1)

@@ -15,14 +15,14 @@ Imports numpy only (no torch, no amaranth).
 
 from .file import load, save
 from .frames import QuantizationError, quantize_frames
-from .network import (CODINGS, FORMAT_VERSION, INPUT_CODINGS, LAYER_KINDS, MAX_ACC_BITS, MAXPOOL_CODINGS,
+from .network import (CHAIN_FORMAT_VERSION, CODINGS, FORMAT_VERSION, GRAPH_KINDS, INPUT, INPUT_CODINGS, LAYER_KINDS, MAX_ACC_BITS, MAXPOOL_CODINGS,
                       POOL_KINDS, WEIGHTED_KINDS, InputSpec, IRError, Layer, Network, Neuron, RateNeuron,
                       TTFSNeuron, signed_bits_for, weighted_layers)
 from .stage import Stage
 from .validate import validate
 
 __all__ = [
-    "FORMAT_VERSION", "CODINGS", "LAYER_KINDS", "WEIGHTED_KINDS", "POOL_KINDS", "MAXPOOL_CODINGS",
+    "FORMAT_VERSION", "CHAIN_FORMAT_VERSION", "GRAPH_KINDS", "INPUT", "CODINGS", "LAYER_KINDS", "WEIGHTED_KINDS", "POOL_KINDS", "MAXPOOL_CODINGS",
     "INPUT_CODINGS", "MAX_ACC_BITS", "IRError", "InputSpec", "RateNeuron", "TTFSNeuron", "Neuron", "Layer",
     "Network", "Stage",
     "save", "load", "validate", "signed_bits_for", "weighted_layers", "QuantizationError", "quantize_frames",

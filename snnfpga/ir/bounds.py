@@ -9,9 +9,9 @@ from __future__ import annotations
 
 import numpy as np
 
-from .network import InputSpec, Layer, Network, Neuron, RateNeuron, TTFSNeuron, signed_bits_for
+from .network import INPUT, InputSpec, Layer, Network, Neuron, RateNeuron, TTFSNeuron, signed_bits_for
 
-__all__ = ["input_range", "output_range", "layer_value_range", "layer_acc_bits"]
+__all__ = ["input_range", "value_range", "output_range", "layer_value_range", "layer_acc_bits"]
 
 
 def output_range(neuron: Neuron) -> tuple[int, int]:
@@ -24,17 +24,27 @@ def output_range(neuron: Neuron) -> tuple[int, int]:
     return 0, int(hi)
 
 
+def value_range(net: Network, index: int) -> tuple[int, int]:
+    """Range of one element of the value layer ``index`` outputs (``INPUT``: the input's) per
+    frame (TTFS) or per step (rate); a weighted layer without a neuron outputs no value."""
+    if index == INPUT:
+        return _source_range(net.input)
+    layer = net.layers[index]
+    if layer.weighted or layer.kind == "add":
+        if layer.neuron is None:
+            raise ValueError(f"layer {index} ({layer.kind}) has no neuron: it sends no value")
+        return output_range(layer.neuron)
+    lo, hi = value_range(net, net.sources(index)[0])
+    if layer.kind == "avgpool2d":
+        k2 = layer.kernel * layer.kernel
+        lo, hi = min(lo * k2, 0), max(hi * k2, 0)
+    # maxpool2d and flatten pass values through: the range is unchanged
+    return lo, hi
+
+
 def input_range(net: Network, index: int) -> tuple[int, int]:
     """Range of one element of layer ``index``'s input (per step for rate coding)."""
-    lo, hi = _source_range(net.input)
-    for layer in net.layers[:index]:
-        if layer.weighted:
-            lo, hi = output_range(layer.neuron) if layer.neuron is not None else (lo, hi)
-        elif layer.kind == "avgpool2d":
-            k2 = layer.kernel * layer.kernel
-            lo, hi = min(lo * k2, 0), max(hi * k2, 0)
-        # maxpool2d and flatten pass values through: the range is unchanged
-    return lo, hi
+    return value_range(net, net.sources(index)[0])
 
 
 def _source_range(inp: InputSpec) -> tuple[int, int]:
@@ -52,8 +62,10 @@ def _weight_sums(w: np.ndarray, lo: int, hi: int) -> tuple[np.ndarray, np.ndarra
     return neg, pos
 
 
-def layer_value_range(net: Network, index: int) -> tuple[int, int]:
-    """The least and greatest integer any membrane register of layer ``index`` can hold."""
+def _charge_ranges(net: Network, index: int) -> tuple[np.ndarray, np.ndarray, int, int] | None:
+    """Per output channel of weighted layer ``index``: the least and greatest charge one frame
+    (TTFS) or step (rate) adds, bias included; and the range of the raw weight partial sums the
+    hardware keeps per time. None when the sums are absurd (past 2**60)."""
     layer: Layer = net.layers[index]
     lo_in, hi_in = input_range(net, index)
     w = np.asarray(layer.weight, dtype=np.int64)
@@ -61,16 +73,32 @@ def layer_value_range(net: Network, index: int) -> tuple[int, int]:
     est = float(np.abs(w.astype(np.float64)).sum(axis=tuple(range(1, w.ndim))).max(initial=0.0))
     est = est * max(abs(lo_in), abs(hi_in)) * max(net.timesteps, 1) + float(np.abs(layer.bias).max(initial=0))
     if est >= 2.0 ** 60:
-        return -(1 << 62), 1 << 62
+        return None
     neg, pos = _weight_sums(w, lo_in, hi_in)
     b = np.asarray(layer.bias, dtype=np.int64)
-    step_lo = np.minimum(b, 0) + neg
-    step_hi = np.maximum(b, 0) + pos
-    # raw weight partial sums (hardware per-time accumulators)
     wneg, wpos = _weight_sums(w, 0, 1)
     wneg2, wpos2 = _weight_sums(w, -1, 0)
-    lo = int(min(step_lo.min(), wneg.min(), wneg2.min(), 0))
-    hi = int(max(step_hi.max(), wpos.max(), wpos2.max(), 0))
+    raw_lo = int(min(wneg.min(), wneg2.min(), 0))
+    raw_hi = int(max(wpos.max(), wpos2.max(), 0))
+    return np.minimum(b, 0) + neg, np.maximum(b, 0) + pos, raw_lo, raw_hi
+
+
+def layer_value_range(net: Network, index: int) -> tuple[int, int]:
+    """The least and greatest integer any membrane register of layer ``index`` can hold.
+
+    An ``add`` layer's membrane takes both branches' charges (their sums add per channel); a
+    branch (a weighted layer an add reads) shares its add's membrane, hence its range.
+    """
+    layer: Layer = net.layers[index]
+    if layer.weighted and net.branch_of(index) is not None:
+        return layer_value_range(net, net.branch_of(index))
+    parts = [_charge_ranges(net, b) for b in (net.sources(index) if layer.kind == "add" else (index,))]
+    if any(part is None for part in parts):
+        return -(1 << 62), 1 << 62
+    step_lo = sum(part[0] for part in parts)
+    step_hi = sum(part[1] for part in parts)
+    lo = int(min(step_lo.min(), min(part[2] for part in parts), 0))
+    hi = int(max(step_hi.max(), max(part[3] for part in parts), 0))
     neuron = layer.neuron
     if net.coding == "rate":
         v0 = neuron.v0 if isinstance(neuron, RateNeuron) else 0

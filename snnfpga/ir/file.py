@@ -11,8 +11,8 @@ from typing import Any
 
 import numpy as np
 
-from .network import (FORMAT_VERSION, LAYER_KINDS, POOL_KINDS, WEIGHTED_KINDS, InputSpec, IRError, Layer, Network,
-                      Neuron, RateNeuron, TTFSNeuron)
+from .network import (CHAIN_FORMAT_VERSION, FORMAT_VERSION, GRAPH_KINDS, LAYER_KINDS, POOL_KINDS, WEIGHTED_KINDS,
+                      InputSpec, IRError, Layer, Network, Neuron, RateNeuron, TTFSNeuron)
 from .validate import Reader, validate
 
 __all__ = ["save", "load"]
@@ -53,6 +53,7 @@ def save(net: Network, path: str | Path) -> tuple[Path, Path]:
     json_path.parent.mkdir(parents=True, exist_ok=True)
     arrays: dict[str, np.ndarray] = {}
     layers_json = []
+    graph = net.is_graph  # a chain keeps format 1, which readers before graphs still read
     for i, layer in enumerate(net.layers):
         d: dict[str, Any] = {"kind": layer.kind, "in_shape": list(layer.in_shape),
                              "out_shape": list(layer.out_shape)}
@@ -63,11 +64,16 @@ def save(net: Network, path: str | Path) -> tuple[Path, Path]:
                      weight_bits=int(layer.weight_bits), acc_bits=int(layer.acc_bits),
                      scale=float(layer.scale), out_scale=float(layer.out_scale),
                      neuron=_neuron_to_json(layer.neuron))
+        if layer.kind == "add":
+            d.update(acc_bits=int(layer.acc_bits), scale=float(layer.scale), out_scale=float(layer.out_scale),
+                     neuron=_neuron_to_json(layer.neuron))
         if layer.kind == "conv2d" or layer.kind in POOL_KINDS:
             d.update(kernel=int(layer.kernel), stride=int(layer.stride), padding=int(layer.padding))
+        if graph:
+            d["inputs"] = [int(j) for j in net.sources(i)]
         layers_json.append(d)
     doc = {
-        "format_version": net.format_version,
+        "format_version": FORMAT_VERSION if graph else CHAIN_FORMAT_VERSION,
         "name": net.name,
         "coding": net.coding,
         "timesteps": int(net.timesteps),
@@ -127,8 +133,9 @@ def load(path: str | Path) -> Network:
     if not isinstance(doc, dict):
         raise IRError(where, "<file>", f"must hold a JSON object, not {type(doc).__name__}")
     version = r.get(doc, "format_version", "format_version", int)
-    if version != FORMAT_VERSION:
-        raise r.fail("format_version", f"must be {FORMAT_VERSION}, not {version!r}")
+    if version not in (CHAIN_FORMAT_VERSION, FORMAT_VERSION):
+        raise r.fail("format_version", f"must be {CHAIN_FORMAT_VERSION} (a chain) or {FORMAT_VERSION} (a graph), "
+                                       f"not {version!r}")
     arrays_name = r.get(doc, "arrays", "arrays", str)
     arrays_path = json_path.with_name(Path(arrays_name).name)
     if not arrays_path.is_file():
@@ -157,6 +164,17 @@ def load(path: str | Path) -> Network:
             raise r.fail(f"{p}.kind", f"must be one of {', '.join(LAYER_KINDS)}, not {kind!r}")
         layer = Layer(kind=kind, in_shape=r.int_list(ld, "in_shape", f"{p}.in_shape"),
                       out_shape=r.int_list(ld, "out_shape", f"{p}.out_shape"))
+        if version == CHAIN_FORMAT_VERSION:
+            if "inputs" in ld or kind in GRAPH_KINDS:
+                raise r.fail(f"{p}.{'inputs' if 'inputs' in ld else 'kind'}",
+                             f"needs format_version {FORMAT_VERSION} (a graph), the file says {version}")
+        else:
+            layer = replace(layer, inputs=r.int_list(ld, "inputs", f"{p}.inputs"))
+        if kind == "add":
+            layer = replace(layer, acc_bits=r.get(ld, "acc_bits", f"{p}.acc_bits", int),
+                            scale=float(r.get(ld, "scale", f"{p}.scale", (int, float))),
+                            out_scale=float(r.get(ld, "out_scale", f"{p}.out_scale", (int, float))),
+                            neuron=_neuron_from_json(r, ld.get("neuron"), f"{p}.neuron"))
         if kind in WEIGHTED_KINDS:
             arrs = {}
             for key in ("weight", "bias"):

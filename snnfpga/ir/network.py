@@ -17,12 +17,21 @@ from ..errors import BadFile
 __all__ = [
     "FORMAT_VERSION", "CODINGS", "LAYER_KINDS", "WEIGHTED_KINDS", "POOL_KINDS", "MAXPOOL_CODINGS",
     "INPUT_CODINGS", "MAX_ACC_BITS", "IRError", "InputSpec", "RateNeuron", "TTFSNeuron", "Neuron", "Layer",
-    "Network", "signed_bits_for", "weighted_layers",
+    "Network", "signed_bits_for", "weighted_layers", "CHAIN_FORMAT_VERSION", "GRAPH_KINDS", "INPUT",
 ]
 
-FORMAT_VERSION = 1
+#: the newest file format: every layer names its ``inputs`` (a graph; docs/ir.md)
+FORMAT_VERSION = 2
+#: the format of a chain (every layer reads the one before): written for such networks, so
+#: readers that predate graphs still read them
+CHAIN_FORMAT_VERSION = 1
 CODINGS = ("rate", "ttfs", "sc-ttfs")
-LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "flatten")
+LAYER_KINDS = ("dense", "conv2d", "avgpool2d", "maxpool2d", "flatten", "add")
+#: kinds that exist only in graphs (format_version 2): ``add`` joins two weighted layers'
+#: membranes (a residual connection)
+GRAPH_KINDS = ("add",)
+#: the source index that names the network's input (the frame, after the input encoder)
+INPUT = -1
 WEIGHTED_KINDS = ("dense", "conv2d")
 #: weightless k×k window layers (``kernel``, ``stride``, ``padding``); see docs/ir.md
 POOL_KINDS = ("avgpool2d", "maxpool2d")
@@ -100,6 +109,10 @@ class InputSpec:
 class Layer:
     """One layer. Weighted layers (dense, conv2d) carry weights and, except the last, a neuron.
 
+    ``add`` (graphs only) sums the membranes of two weighted layers without a neuron (its
+    *branches*, docs/ir.md) and carries the neuron, ``acc_bits``, ``scale`` and ``out_scale``
+    of that shared membrane: a residual connection.
+
     ``avgpool2d`` is integer *sum* pooling (the 1/k² lives in the next weights), ``maxpool2d``
     the maximum over each window (padding excluded; TTFS only, see docs/ir.md) and ``flatten``
     a reshape; none has a neuron, all act on the decoded input values.
@@ -122,6 +135,9 @@ class Layer:
     scale: float = 1.0
     #: float value of one unit of this layer's output (= next layer's input unit)
     out_scale: float = 1.0
+    #: indices of the layers whose outputs this layer reads (``INPUT`` = -1: the network's
+    #: input); empty means the previous layer (a chain). ``add`` reads two weighted layers.
+    inputs: tuple[int, ...] = ()
 
     @property
     def weighted(self) -> bool:
@@ -149,6 +165,32 @@ class Network:
     @property
     def output_layer(self) -> Layer:
         return weighted_layers(self)[-1]
+
+    def sources(self, index: int) -> tuple[int, ...]:
+        """The layers ``index`` reads (``INPUT`` for the network's input)."""
+        return tuple(self.layers[index].inputs) or (index - 1,)
+
+    def consumers(self, index: int) -> list[int]:
+        """The layers that read layer ``index``'s output."""
+        return [j for j in range(index + 1, len(self.layers)) if index in self.sources(j)]
+
+    @property
+    def is_graph(self) -> bool:
+        """True unless every layer reads the one before and none is a graph kind."""
+        return any(layer.kind in GRAPH_KINDS or (layer.inputs and tuple(layer.inputs) != (i - 1,))
+                   for i, layer in enumerate(self.layers))
+
+    def branch_of(self, index: int) -> int | None:
+        """The ``add`` layer whose membrane weighted layer ``index`` charges (None: its own)."""
+        for j in self.consumers(index):
+            if self.layers[j].kind == "add":
+                return j
+        return None
+
+    def spiking(self, index: int) -> bool:
+        """Whether layer ``index`` fires (a stage): a weighted layer with a neuron, or an add."""
+        layer = self.layers[index]
+        return layer.neuron is not None and (layer.weighted or layer.kind == "add")
 
     @property
     def n_classes(self) -> int:

@@ -8,7 +8,7 @@ from typing import Any
 import numpy as np
 
 from .bounds import layer_acc_bits
-from .network import (CODINGS, INPUT_CODINGS, MAX_ACC_BITS, MAXPOOL_CODINGS, POOL_KINDS, IRError, Layer, Network,
+from .network import (CODINGS, INPUT, INPUT_CODINGS, MAX_ACC_BITS, MAXPOOL_CODINGS, POOL_KINDS, IRError, Layer, Network,
                       Neuron, RateNeuron, TTFSNeuron)
 
 __all__ = ["validate", "Reader"]
@@ -70,15 +70,22 @@ def validate(net: Network, where: str = "<in memory>") -> None:
     wl = [i for i, layer in enumerate(net.layers) if layer.weighted]
     if not wl:
         raise r.fail("layers", "must hold at least one dense or conv2d layer")
-    shape = tuple(inp.shape)
+    shapes: dict[int, tuple[int, ...]] = {INPUT: tuple(inp.shape)}
     for i, layer in enumerate(net.layers):
         p = f"layers[{i}]"
+        srcs = _check_sources(r, net, i, p)
+        if layer.kind == "add":
+            _check_add(r, net, i, p, shapes, T)
+            shapes[i] = tuple(layer.out_shape)
+            continue
+        shape = shapes[srcs[0]]
         if tuple(layer.in_shape) != shape:
-            raise r.fail(f"{p}.in_shape", f"must be {list(shape)} (the previous output), not {list(layer.in_shape)!r}")
+            what = "the input's shape" if srcs[0] == INPUT else f"layer {srcs[0]}'s output"
+            raise r.fail(f"{p}.in_shape", f"must be {list(shape)} ({what}), not {list(layer.in_shape)!r}")
         expect_out = _out_shape(r, layer, p)
         if tuple(layer.out_shape) != expect_out:
             raise r.fail(f"{p}.out_shape", f"must be {list(expect_out)}, not {list(layer.out_shape)!r}")
-        shape = expect_out
+        shapes[i] = expect_out
         if layer.kind == "maxpool2d":
             _check_maxpool(r, net, i, p)
         if not layer.weighted:
@@ -100,9 +107,13 @@ def validate(net: Network, where: str = "<in memory>") -> None:
             raise r.fail(f"{p}.weight", f"value {bad} does not fit weight_bits={layer.weight_bits} "
                                         f"(range {-lim}..{lim - 1})")
         is_last = i == wl[-1]
+        branch = net.branch_of(i)
         if is_last and layer.neuron is not None:
             raise r.fail(f"{p}.neuron", "must be null on the output layer (it only accumulates)")
-        if not is_last:
+        if branch is not None and layer.neuron is not None:
+            raise r.fail(f"{p}.neuron", f"must be null: the layer charges add layer {branch}'s membrane, "
+                                        "which fires")
+        if not is_last and branch is None:
             _check_neuron(r, layer.neuron, net.coding, T, f"{p}.neuron", required=True)
         if not 1 <= layer.acc_bits <= MAX_ACC_BITS:
             raise r.fail(f"{p}.acc_bits", f"must be in 1..{MAX_ACC_BITS}, not {layer.acc_bits!r}")
@@ -111,8 +122,77 @@ def validate(net: Network, where: str = "<in memory>") -> None:
             raise r.fail(f"{p}.acc_bits", f"is {layer.acc_bits} but the worst-case bound needs {need}")
         if not (math.isfinite(layer.scale) and layer.scale > 0):
             raise r.fail(f"{p}.scale", f"must be a positive finite number, not {layer.scale!r}")
+    if net.is_graph:
+        _check_graph(r, net, wl[-1])
     if not isinstance(net.name, str) or not net.name:
         raise r.fail("name", f"must be a non-empty string, not {net.name!r}")
+
+
+def _check_sources(r: Reader, net: Network, i: int, p: str) -> tuple[int, ...]:
+    """``inputs``: earlier layers (or ``INPUT``), one per layer, two for ``add``; no membrane
+    (a weighted layer without a neuron) is read except by an add."""
+    layer = net.layers[i]
+    srcs = net.sources(i)
+    want = 2 if layer.kind == "add" else 1
+    if len(srcs) != want or len(set(srcs)) != want:
+        raise r.fail(f"{p}.inputs", f"a {layer.kind} layer reads {want} distinct layer(s), not {list(srcs)!r}")
+    for j in srcs:
+        if not isinstance(j, int) or isinstance(j, bool) or not INPUT <= j < i:
+            raise r.fail(f"{p}.inputs", f"must name earlier layers (0..{i - 1}) or {INPUT} (the input), "
+                                        f"not {list(srcs)!r}")
+        src = net.layers[j] if j != INPUT else None
+        if layer.kind != "add" and src is not None and src.weighted and src.neuron is None:
+            if net.branch_of(j) is None:
+                raise r.fail(f"{p}.inputs" if net.is_graph else f"{p}.kind",
+                             f"{layer.kind} (layer {i}) follows the output layer {j}, which does not fire")
+            raise r.fail(f"{p}.inputs", f"layer {j} ({src.kind}) has no neuron and sends nothing; only an "
+                                        "add reads a membrane")
+    return srcs
+
+
+def _check_add(r: Reader, net: Network, i: int, p: str, shapes: dict[int, tuple[int, ...]], T: int) -> None:
+    """An add's two branches: weighted layers without a neuron, read by this add alone, of its
+    shape and membrane (``acc_bits``, ``scale``); the add fires (it carries the neuron)."""
+    layer = net.layers[i]
+    for j in net.sources(i):
+        src = net.layers[j] if j != INPUT else None
+        if src is None or not src.weighted or src.neuron is not None:
+            raise r.fail(f"{p}.inputs", f"an add sums the membranes of two dense/conv2d layers without a "
+                                        f"neuron; input {j} is {'the input' if src is None else src.kind}"
+                                        f"{' with a neuron' if src is not None and src.neuron is not None else ''}")
+        if net.consumers(j) != [i]:
+            raise r.fail(f"{p}.inputs", f"layer {j} charges add {i} and must be read by nothing else, "
+                                        f"not by layers {net.consumers(j)}")
+        if tuple(shapes[j]) != tuple(layer.out_shape) or tuple(layer.in_shape) != tuple(layer.out_shape):
+            raise r.fail(f"{p}.out_shape", f"must equal in_shape and layer {j}'s output {list(shapes[j])}, "
+                                           f"not {list(layer.out_shape)!r}")
+        if src.acc_bits != layer.acc_bits:
+            raise r.fail(f"layers[{j}].acc_bits", f"must equal add layer {i}'s acc_bits {layer.acc_bits} "
+                                                  f"(one membrane), not {src.acc_bits!r}")
+        if not math.isclose(src.scale, layer.scale, rel_tol=1e-9):
+            raise r.fail(f"layers[{j}].scale", f"must equal add layer {i}'s scale {layer.scale!r} "
+                                               f"(one membrane unit), not {src.scale!r}")
+    if not net.consumers(i):
+        raise r.fail(f"{p}.kind", f"add layer {i} is read by no layer (the output layer must be dense or conv2d)")
+    _check_neuron(r, layer.neuron, net.coding, T, f"{p}.neuron", required=True)
+    if not 1 <= layer.acc_bits <= MAX_ACC_BITS:
+        raise r.fail(f"{p}.acc_bits", f"must be in 1..{MAX_ACC_BITS}, not {layer.acc_bits!r}")
+    need = layer_acc_bits(net, i)
+    if layer.acc_bits < need:
+        raise r.fail(f"{p}.acc_bits", f"is {layer.acc_bits} but the worst-case bound needs {need}")
+    if not (math.isfinite(layer.scale) and layer.scale > 0):
+        raise r.fail(f"{p}.scale", f"must be a positive finite number, not {layer.scale!r}")
+
+
+def _check_graph(r: Reader, net: Network, output: int) -> None:
+    """A graph ends with its output layer, and every other layer's output is read."""
+    last = len(net.layers) - 1
+    if output != last:
+        raise r.fail(f"layers[{last}].kind", f"a graph must end with its output layer (layer {output}), "
+                                             f"not a {net.layers[last].kind}")
+    for i in range(last):
+        if not net.consumers(i):
+            raise r.fail(f"layers[{i}]", f"{net.layers[i].kind} layer {i} is read by no layer")
 
 
 def _out_shape(r: Reader, layer: Layer, p: str) -> tuple[int, ...]:
@@ -158,15 +238,17 @@ def _check_maxpool(r: Reader, net: Network, i: int, p: str) -> None:
     if 2 * layer.padding > layer.kernel:
         raise r.fail(f"{p}.padding", f"maxpool2d padding must be at most half the kernel ({layer.kernel // 2}), "
                                      f"not {layer.padding}")
-    for j in range(i - 1, -1, -1):
+    j = net.sources(i)[0]
+    while j != INPUT:
         prev = net.layers[j]
-        if prev.weighted:
+        if prev.weighted or prev.kind == "add":
             if prev.neuron is None:
                 raise r.fail(f"{p}.kind", f"maxpool2d (layer {i}) follows the output layer {j}, which does not fire")
             break
         if prev.kind != "maxpool2d":
             raise r.fail(f"{p}.kind", f"maxpool2d (layer {i}) must pool spikes or pixels: it may follow a "
                                       f"spiking layer, the input or another maxpool2d, not layer {j} ({prev.kind})")
+        j = net.sources(j)[0]
     else:
         if net.input.input_coding == "direct" and net.input.signed:
             raise r.fail(f"{p}.kind", f"maxpool2d (layer {i}) on direct pixels needs unsigned input "
