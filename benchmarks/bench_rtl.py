@@ -9,6 +9,7 @@ whose result the comparison reuses).
 
     .venv/bin/python benchmarks/bench_rtl.py runs/digits/sc-ttfs.snn.json --simulators verilator icarus
     .venv/bin/python benchmarks/bench_rtl.py runs/mnist10k/sc-ttfs.snn.json --images 2000 --lanes 1 4 16
+    .venv/bin/python benchmarks/bench_rtl.py runs/mnist10k-cnn/sc-ttfs.snn.json --images 50 --lanes 16 --decode slots
 """
 
 from __future__ import annotations
@@ -36,7 +37,11 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("irs", nargs="+")
     ap.add_argument("--simulators", nargs="+", default=["verilator"], choices=["verilator", "icarus"])
     ap.add_argument("--lanes", type=int, nargs="+", default=[4])
-    ap.add_argument("--images", type=int, default=None, help="first N test images (default: all)")
+    ap.add_argument("--images", type=int, default=None, help="N test images from --start (default: all)")
+    ap.add_argument("--start", type=int, default=0,
+                    help="skip the first START test images (run a long acceptance run in chunks)")
+    ap.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
+                    help="where (SC-)TTFS layers apply the decode LUT (the generator's option; auto: arrival)")
     ap.add_argument("--json", help="write every report to this file")
     args = ap.parse_args(argv)
     rows, failures = [], 0
@@ -45,9 +50,10 @@ def main(argv: list[str] | None = None) -> int:
     for path in args.irs:
         net = load(path)
         data = load_dataset(net.provenance.get("dataset", "digits"))
-        n = min(args.images or len(data.test_y), len(data.test_y))
-        frames = quantize_frames(net, data.test_x[:n])
-        labels = data.test_y[:n]
+        lo = min(max(args.start, 0), len(data.test_y))
+        n = min(args.images or len(data.test_y), len(data.test_y) - lo)
+        frames = quantize_frames(net, data.test_x[lo:lo + n])
+        labels = data.test_y[lo:lo + n]
         t0 = time.perf_counter()
         ref = reference.simulate(net, frames)
         ref_ips = n / (time.perf_counter() - t0)
@@ -55,7 +61,7 @@ def main(argv: list[str] | None = None) -> int:
         label = f"{Path(path).parent.name}/{net.coding} T={net.timesteps}"
         for simulator in args.simulators:
             for lanes in args.lanes:
-                r = sim.simulate(net, frames, simulator=simulator, lanes=lanes, ref=ref)
+                r = sim.simulate(net, frames, simulator=simulator, lanes=lanes, ref=ref, decode=args.decode)
                 rtl_acc = float((np.asarray(r.rtl_classes) == labels).mean())
                 cpf = r.cycles_per_frame["mean"]
                 interval = r.frame_interval_cycles
@@ -68,7 +74,8 @@ def main(argv: list[str] | None = None) -> int:
                       f"{r.images_per_second:>7.1f} {ref_ips:>9.0f}", flush=True)
                 if r.first_mismatch:
                     print(f"    first mismatch: {r.first_mismatch}")
-                rows.append({"ir": path, "simulator": simulator, "lanes": lanes, "rtl_accuracy": rtl_acc,
+                rows.append({"ir": path, "simulator": simulator, "lanes": lanes, "decode": args.decode,
+                             "test_images": [lo, lo + n], "rtl_accuracy": rtl_acc,
                              "int_accuracy": int_acc, **{k: v for k, v in r.to_json().items()
                                                          if k not in ("rtl_classes", "reference_classes")}})
     print("lat/bnd: cycles per frame / ceil(all synaptic events / lanes); "

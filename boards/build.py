@@ -109,28 +109,33 @@ def yosys_block_rams(netlist: dict, family: str) -> dict[str, int]:
 
 
 def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: int = DEFAULT_BAUD,
-          name: str = BUILD_NAME, core=None) -> dict:
+          name: str = BUILD_NAME, core=None, decode: str = "auto") -> dict:
     """Generate (and with ``do_build``, place and route) the UART top of ``net`` for ``board``.
 
     Returns ``{"board", "device", "family", "toolchain", "out_dir", "files": {...}, "bitstream",
     "clock_mhz", "baud", "fmax_mhz", "resources", "memory_estimate", "build_seconds", "notes"}``.
     ``fmax_mhz``/``resources`` are ``None`` without a place-and-route (``do_build=False``, or a
     Vivado board). Raises :class:`BoardError` for an unknown board, a design that cannot fit,
-    or a failed toolchain run (with the tail of its log).
+    or a failed toolchain run (with the tail of its log). ``decode``: where the network core
+    applies the decode LUT (``rtl_gen.NetworkTop``'s option; ignored when ``core`` is given).
     """
     if not isinstance(board, Board):
         board = get_board(board)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    estimate = check_fit(net, board, lanes=lanes)
+    estimate = check_fit(net, board, lanes=lanes, decode=decode)
     notes = []
     if estimate["bram_blocks"] > estimate["bram_available"]:
         notes.append(f"block RAM is tight: {estimate['bram_blocks']} blocks in the usual shapes, at least "
                      f"{estimate['bram_blocks_min']}, of {estimate['bram_available']}; place and route decides")
     platform = board.platform()
+    if core is None:
+        from snnfpga.rtl_gen import NetworkTop
+
+        core = NetworkTop(net, lanes=lanes, decode=decode)
     top = BoardTop(net, baud=baud, lanes=lanes, core=core)
     result = {"board": board.name, "device": board.device, "family": board.family,
-              "toolchain": board.toolchain, "out_dir": str(out), "network": net.name, "lanes": lanes,
+              "toolchain": board.toolchain, "out_dir": str(out), "network": net.name, "lanes": lanes, "decode": decode,
               "clock_mhz": board.clock_hz / 1e6, "baud": baud, "bitstream": None, "fmax_mhz": None,
               "fmax_constraint_mhz": None, "resources": None, "memory_estimate": estimate,
               "build_seconds": None, "notes": notes}

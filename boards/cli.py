@@ -24,6 +24,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--board", help="target board (see --list-boards)")
     p.add_argument("-o", "--out", help="output directory (default: build/<board>)")
     p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
+    p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
+                   help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
+                        "encode, or each weight scaled on arrival (one slot: less memory); auto: slots (default)")
     p.add_argument("--baud", type=int, default=None, help="UART baud rate (default 115200)")
     p.add_argument("--list-boards", action="store_true", help="list the supported boards and exit")
     p.add_argument("--no-pnr", action="store_true", help="write the files only, run no toolchain")
@@ -78,9 +81,11 @@ def _build_handler(args: argparse.Namespace) -> int:
     board = get_board(args.board)
     net = load(args.model)
     out = Path(args.out or Path("build") / board.name)
-    r = build(net, board, out, lanes=args.lanes, do_build=not args.no_pnr, baud=args.baud or DEFAULT_BAUD)
+    r = build(net, board, out, lanes=args.lanes, do_build=not args.no_pnr, baud=args.baud or DEFAULT_BAUD,
+              decode=args.decode)
     r["power_device"] = board.power_device
-    print(f"{net.name}: {net.coding} T={net.timesteps}, lanes={args.lanes} on {board.name} ({board.device}), "
+    print(f"{net.name}: {net.coding} T={net.timesteps}, lanes={args.lanes}, decode={args.decode} on {board.name} "
+          f"({board.device}), "
           f"UART {r['baud']} baud")
     for key, path in r["files"].items():
         print(f"  {key:12s} {path}")

@@ -66,8 +66,9 @@ class MemoryNeed:
         return self.depth * self.width * self.count
 
 
-def memory_needs(net, *, lanes: int = 1, fifo_depth: int | None = None) -> list[MemoryNeed]:
-    """Every memory of the UART top around ``NetworkTop(net, lanes=lanes)``.
+def memory_needs(net, *, lanes: int = 1, fifo_depth: int | None = None, decode: str = "auto") -> list[MemoryNeed]:
+    """Every memory of the UART top around ``NetworkTop(net, lanes=lanes, decode=decode)``
+    (``decode`` fixes the partial-sum slots: docs/hardware.md, "Decode scaling").
 
     Each memory of :func:`snnfpga.rtl_gen.describe` (identical banks of one stage and role
     merged into one need with ``count``), then the UART request FIFO (``fifo_depth`` bytes, by
@@ -80,7 +81,7 @@ def memory_needs(net, *, lanes: int = 1, fifo_depth: int | None = None) -> list[
     if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
         raise BadOption(f"lanes must be a positive integer, not {lanes!r}")
     groups: dict[tuple, list] = {}
-    for mem in describe(net, lanes=lanes).memories:
+    for mem in describe(net, lanes=lanes, decode=decode).memories:
         key = (mem.stage, mem.role, mem.depth, mem.width, mem.initialised)
         groups.setdefault(key, []).append(f"{CORE_NAME}.{mem.path}")
     needs = []
@@ -129,8 +130,9 @@ def in_block_ram(mem: MemoryNeed, board: Board) -> bool:
     return block_cost * _blocks(mem, board) < best
 
 
-def check_fit(net, board: Board, *, lanes: int = 1) -> dict:
-    """Estimate block RAM use on ``board``; raise :class:`BoardError` naming what is short.
+def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto") -> dict:
+    """Estimate block RAM use on ``board`` of the top built with ``lanes`` and ``decode``; raise
+    :class:`BoardError` naming what is short.
 
     Two counts per memory: ``blocks``, what yosys maps it to (fewest blocks of one shape from
     ``bram_configs``, ROMs packed: :func:`blocks_for`; none where yosys' cost rule leaves it to
@@ -143,7 +145,7 @@ def check_fit(net, board: Board, *, lanes: int = 1) -> dict:
     ``count`` memories; ``paths`` are in :class:`~snnfpga.boards.uart_top.UARTTop`).
     """
     rows, total, total_min = [], 0, 0
-    for mem in memory_needs(net, lanes=lanes):
+    for mem in memory_needs(net, lanes=lanes, decode=decode):
         if not in_block_ram(mem, board):
             blocks = min_blocks = 0
         else:
@@ -161,7 +163,7 @@ def check_fit(net, board: Board, *, lanes: int = 1) -> dict:
                            for r in biggest if r["min_blocks"])
         kind = "EBR" if board.family in ("ecp5", "ice40") else "RAMB18"
         raise DoesNotFitBoard(
-            f"network {net.name!r} with lanes={lanes} needs at least {total_min} {kind} block RAMs "
+            f"network {net.name!r} with lanes={lanes}, decode={decode} needs at least {total_min} {kind} block RAMs "
             f"({board.bram_bits // 1024} Kbit each), {board.device} on {board.name} has {avail} "
             f"(largest: {detail}); use a larger board, fewer weight bits or a smaller network")
     return {"bram_blocks": total, "bram_blocks_min": total_min, "bram_available": avail, "memories": rows}

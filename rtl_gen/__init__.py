@@ -18,6 +18,9 @@ Architecture (DESIGN.md §4; ports and summary JSON pinned by docs/hardware.md):
   every tap whose output position is in range, ``lanes`` output channels a weight word);
   avgpool2d (integer sum pooling) and flatten between weighted layers are address remaps in
   the consumer's decode. The encode side is the dense one, walking ``positions × groups`` words.
+- maxpool2d (TTFS) is a stage of its own (:mod:`.layer_maxpool`): it keeps each pooled
+  element's earliest spike of the frame and sends one event per non-silent element at the end
+  marker (events arrive in neuron order, not time order); the next layer decodes pooled indices.
 - :class:`NetworkTop` chains the stages and adds the counters and per-stage taps;
   :func:`generate` writes the Verilog and the summary JSON; :mod:`.pysim` runs the top in
   Amaranth's simulator; :func:`describe` returns a :class:`HardwareDescription` of the top

@@ -1,4 +1,4 @@
-"""``snnfpga generate MODEL -o OUTDIR [--lanes N]``: IR file in, Verilog and summary JSON out.
+"""``snnfpga generate MODEL -o OUTDIR [--lanes N] [--decode {auto,slots,arrival}]``: IR file in, Verilog and summary JSON out.
 
 Amaranth is imported inside the handler only, so the CLI loads without the hardware extras.
 """
@@ -16,6 +16,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("model", help="the IR file (<name>.snn.json / .snn.npz)")
     p.add_argument("-o", "--out", required=True, help="output directory")
     p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
+    p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
+                   help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
+                        "encode, or each weight scaled on arrival (one slot: less memory); auto: slots (default)")
     p.add_argument("--name", default="snn_top", help="top module name (default snn_top)")
     p.set_defaults(func=_handler)
 
@@ -28,9 +31,9 @@ def _handler(args: argparse.Namespace) -> int:
     from .emit import generate
 
     net = load(args.model)
-    v_path = generate(net, args.out, lanes=args.lanes, name=args.name)
+    v_path = generate(net, args.out, lanes=args.lanes, name=args.name, decode=args.decode)
     info = json.loads(v_path.with_suffix(".json").read_text())
     layers = ", ".join(f"{d['n_in']}->{d['n_out']}" for d in info["layers"])
-    print(f"{net.name}: {net.coding} T={net.timesteps} layers {layers}, lanes={args.lanes}")
+    print(f"{net.name}: {net.coding} T={net.timesteps} layers {layers}, lanes={args.lanes}, decode={args.decode}")
     print(f"wrote {v_path} and {v_path.with_suffix('.json')}")
     return 0

@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["MemoryDescription", "LayerDescription", "HardwareDescription", "describe", "describe_top"]
 
 #: roles of a memory
-ROLES = ("weights", "bias", "partial_sums", "membranes", "frames")
+ROLES = ("weights", "bias", "partial_sums", "membranes", "frames", "pool_maxima")
 
 
 @dataclass(frozen=True)
@@ -63,7 +63,10 @@ class MemoryDescription:
 class LayerDescription:
     """One weighted layer's core: ``groups = ceil(out_channels / lanes)`` words per weight column
     (dense: ``out_channels = n_out``; conv2d: per kernel tap ``(ci, ky, kx)``),
-    ``slots`` partial sums per neuron and bank, ``multipliers`` hardware multipliers (docs/hardware.md)."""
+    ``slots`` partial sums per neuron and bank, ``multipliers`` hardware multipliers (docs/hardware.md),
+    ``decode`` where the decode LUT of its input spikes is applied: ``"slots"`` (per-(kind, t)
+    partial sums scaled on encode), ``"arrival"`` (each weight scaled as its event arrives, one
+    slot) or ``"none"`` (no LUT: rate coding, direct pixels)."""
 
     index: int
     kind: str
@@ -76,6 +79,7 @@ class LayerDescription:
     acc_bits: int
     multipliers: int
     memories: tuple[MemoryDescription, ...]
+    decode: str = "none"
 
     @property
     def weight_words(self) -> int:
@@ -95,7 +99,9 @@ class LayerDescription:
 
 @dataclass(frozen=True)
 class HardwareDescription:
-    """The generated top ``top`` (its module name): ports' widths, stages, layers, memories."""
+    """The generated top ``top`` (its module name): ports' widths, stages, layers, memories;
+    ``decode`` the generator option it was built with (each layer's resolved choice is
+    :attr:`LayerDescription.decode`)."""
 
     top: str
     coding: str
@@ -111,11 +117,15 @@ class HardwareDescription:
     stages: tuple[tuple[Stage, int], ...]
     layers: tuple[LayerDescription, ...]
     encoder_memories: tuple[MemoryDescription, ...]
+    decode: str = "auto"
+    #: the max-pool stages' banks (``pool<l>.banks.bank0/1``, role ``pool_maxima``, stage ``l``)
+    pool_memories: tuple[MemoryDescription, ...] = ()
 
     @property
     def memories(self) -> tuple[MemoryDescription, ...]:
-        """Every memory of the top: the input encoder's, then each layer's."""
-        return self.encoder_memories + tuple(mem for layer in self.layers for mem in layer.memories)
+        """Every memory of the top: the input encoder's, then each layer's, then the max pools'."""
+        return (self.encoder_memories + tuple(mem for layer in self.layers for mem in layer.memories)
+                + self.pool_memories)
 
     @property
     def multipliers(self) -> int:
@@ -147,26 +157,31 @@ def describe_top(top: NetworkTop, name: str = "snn_top") -> HardwareDescription:
     """Read ``top``'s components (see :meth:`.top.NetworkTop.description`)."""
     net = top.net
     encoder_memories: tuple[MemoryDescription, ...] = ()
+    pool_memories: tuple[MemoryDescription, ...] = ()
     layers = []
     for prefix, part in top.parts.items():
         if part is top.encoder:
             encoder_memories = _memories(prefix, Stage.INPUT, part)
             continue
+        if prefix.startswith("pool"):     # a max pool (top.pools): memories only, no layer core
+            pool_memories += _memories(prefix, Stage(int(prefix[4:])), part)
+            continue
         layers.append(LayerDescription(
             index=part.index, kind=part.layer.kind, n_in=part.n_in, n_out=part.n_out, lanes=part.lanes,
             groups=part.groups, slots=part.slots, weight_bits=part.wb, acc_bits=part.ab,
-            multipliers=part.multipliers, memories=_memories(prefix, Stage(part.index), part)))
+            multipliers=part.multipliers, memories=_memories(prefix, Stage(part.index), part),
+            decode=part.decode_mode))
     return HardwareDescription(
         top=name, coding=net.coding, timesteps=net.timesteps, lanes=top.lanes,
         input_size=net.input.size, input_bits=net.input.bits, input_signed=net.input.signed,
         input_coding=net.input.input_coding, n_classes=net.n_classes, out_acc_bits=top.out_acc_bits,
         cls_bits=top.cls_bits, stages=tuple(top.stages), layers=tuple(layers),
-        encoder_memories=encoder_memories)
+        encoder_memories=encoder_memories, decode=top.decode, pool_memories=pool_memories)
 
 
-def describe(net: Network, *, lanes: int = 1, name: str = "snn_top") -> HardwareDescription:
-    """What ``NetworkTop(net, lanes=lanes)`` is made of, built by constructing it and reading
-    its components (no elaboration)."""
+def describe(net: Network, *, lanes: int = 1, name: str = "snn_top", decode: str = "auto") -> HardwareDescription:
+    """What ``NetworkTop(net, lanes=lanes, decode=decode)`` is made of, built by constructing it
+    and reading its components (no elaboration)."""
     from .top import NetworkTop
 
-    return NetworkTop(net, lanes=lanes).description(name)
+    return NetworkTop(net, lanes=lanes, decode=decode).description(name)

@@ -15,19 +15,21 @@ from .top import NetworkTop
 __all__ = ["generate", "summary"]
 
 
-def summary(net: Network, *, lanes: int = 1, name: str = "snn_top") -> dict[str, Any]:
+def summary(net: Network, *, lanes: int = 1, name: str = "snn_top", decode: str = "auto") -> dict[str, Any]:
     """What the generated top looks like: widths, taps, per-layer memory sizes and every memory
-    (``describe(net, lanes=lanes, name=name).summary()``)."""
-    return describe(net, lanes=lanes, name=name).summary()
+    (``describe(net, lanes=lanes, name=name, decode=decode).summary()``)."""
+    return describe(net, lanes=lanes, name=name, decode=decode).summary()
 
 
-def generate(net: Network, out_dir: str | Path, *, lanes: int = 1, name: str = "snn_top") -> Path:
-    """Write ``out_dir/<name>.v`` and ``out_dir/<name>.json``; return the Verilog path."""
+def generate(net: Network, out_dir: str | Path, *, lanes: int = 1, name: str = "snn_top",
+             decode: str = "auto") -> Path:
+    """Write ``out_dir/<name>.v`` and ``out_dir/<name>.json``; return the Verilog path.
+    ``decode``: where the decode LUT is applied (``NetworkTop``'s option)."""
     from amaranth.back import verilog
 
     if not isinstance(name, str) or not name.isidentifier():
         raise BadOption(f"name must be a Verilog identifier, not {name!r}")
-    top = NetworkTop(net, lanes=lanes)
+    top = NetworkTop(net, lanes=lanes, decode=decode)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = verilog.convert(top, name=name)

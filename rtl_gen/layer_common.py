@@ -41,7 +41,8 @@ from .events import event_signature, index_bits, pixel_shape, result_signature, 
 from .luts import const_divmod, const_mul, pack_words, window_ranges
 
 __all__ = ["DenseLayerBase", "LayerCore", "PartialSumBanks", "DecodePipeline", "WindowDecode", "check_lanes",
-           "check_supported", "source_neuron", "wiring_before"]
+           "check_supported", "source_neuron", "wiring_before", "DECODES", "check_decode", "decode_lut",
+           "resolve_decode"]
 
 
 def check_lanes(lanes: object) -> int:
@@ -56,23 +57,29 @@ def _check_count(name: str, value: object, minimum: int = 1) -> None:
 
 
 def wiring_before(net: Network, index: int) -> list[Layer]:
-    """The weightless layers (flatten, avgpool2d) between the previous weighted layer (or the
-    input) and layer ``index``."""
+    """The weightless layers (flatten, avgpool2d) that layer ``index``'s decode remaps: those
+    after the previous weighted layer (or the input) and after any ``maxpool2d``. A max pool is
+    a stage of its own (:mod:`.layer_maxpool`) that sends pooled indices, so the consumer sees
+    the pooled shape."""
     out: list[Layer] = []
     for layer in net.layers[:index]:
-        out = [] if layer.weighted else out + [layer]
+        out = [] if layer.weighted or layer.kind == "maxpool2d" else out + [layer]
     return out
 
 
 def check_supported(net: Network) -> None:
     """Dense and conv2d layers, with flatten and at most one avgpool2d between weighted
     layers; the output layer is dense or a conv2d with one output position (its result beats
-    leave in channel order)."""
+    leave in channel order). ``maxpool2d`` (TTFS only, where the IR puts it: after a spiking
+    stage, unsigned direct pixels or another max pool) is a stage of its own."""
     wl = weighted_layers(net)
     pools = 0
     for i, layer in enumerate(net.layers):
-        if layer.kind not in ("dense", "conv2d", "flatten", "avgpool2d"):
+        if layer.kind not in ("dense", "conv2d", "flatten", "avgpool2d", "maxpool2d"):
             raise Unsupported(f"rtl_gen does not support layer {i} ({layer.kind!r})")
+        if layer.kind == "maxpool2d" and net.coding != "ttfs":
+            raise Unsupported(f"rtl_gen builds maxpool2d in ttfs coding only; layer {i} ('maxpool2d') "
+                              f"is in {net.coding!r}")
         if layer.kind == "avgpool2d":
             pools += 1
             if pools > 1:
@@ -111,37 +118,106 @@ def lane(word: Value, k: int, width: int) -> Value:
     return word[k * width:(k + 1) * width].as_signed()
 
 
-def input_beat(inp, *, direct: bool, n_in: int, slots: int, timesteps: int):
-    """What an input beat means to a decode pipeline: ``(pix, row, slot, is_event, is_end)``.
+#: values of the generator's ``decode`` option (docs/hardware.md, "Decode scaling")
+DECODES = ("auto", "slots", "arrival")
+
+
+def check_decode(decode: object) -> str:
+    """``decode`` if it is one of :data:`DECODES`; :class:`BadOption` otherwise."""
+    if not isinstance(decode, str) or decode not in DECODES:
+        raise BadOption(f"decode must be one of {', '.join(DECODES)}, not {decode!r}")
+    return decode
+
+
+def decode_lut(net: Network, index: int) -> list[int] | None:
+    """The decode LUT of the spikes feeding (SC-)TTFS layer ``index``, indexed by ``kind·T + t``
+    (``dec_enc``, then ``dec_cal`` after a calibrated source); None where nothing is scaled
+    (rate coding, direct pixels)."""
+    src = source_neuron(net, index)
+    if src is None or net.coding == "rate":
+        return None
+    return [int(v) for v in src.dec_enc] + ([int(v) for v in src.dec_cal] if src.calibrated else [])
+
+
+def resolve_decode(net: Network, index: int, decode: str) -> str:
+    """Where layer ``index`` applies its decode LUT: ``"none"`` (no LUT: rate coding, direct
+    pixels), ``"slots"`` (per-(kind, t) partial sums, scaled on the encode side) or
+    ``"arrival"`` (each weight scaled as its event arrives, one partial sum).
+
+    ``"auto"`` is ``"slots"`` for now. ``"arrival"`` costs the same multipliers (one per lane,
+    none when the LUT is 0 and powers of two), keeps one partial sum per neuron and bank
+    instead of ``T`` or ``2T`` and reads one word per neuron on encode instead of one per slot
+    (measured in docs/hardware.md, "Decode scaling"); it is left opt-in only because the
+    default fixes figures that were measured by place and route (the block RAM counts pinned in
+    tests/test_boards_registry.py and tests/test_boards_build.py, docs/hardware.md's tables).
+    Switching ``auto`` to ``"arrival"`` is this one line once those are measured again.
+    """
+    check_decode(decode)
+    if decode_lut(net, index) is None:
+        return "none"
+    return "slots" if decode == "auto" else decode
+
+
+def input_beat(inp, *, direct: bool, n_in: int, slots: int, timesteps: int,
+               decs: list[int] | None = None):
+    """What an input beat means to a decode pipeline: ``(pix, row, slot, is_event, is_end, x)``.
 
     Direct pixels: ``pix`` counts the frame's pixels (the caller advances it), a non-zero pixel
-    is an event, the last pixel ends the frame. Events: the neuron index, the partial-sum slot
-    (``kind*T + t`` after a calibrated source, ``t`` after TTFS, 0 for rate) and the end marker.
+    is an event, the last pixel ends the frame, ``x`` is the pixel. Events: the neuron index,
+    the partial-sum slot (``kind*T + t`` after a calibrated source, ``t`` after TTFS, 0 for rate
+    or with scaling on arrival) and the end marker. Scaling on arrival (``decs``, the decode LUT
+    indexed by ``kind*T + t``): ``x`` is the event's ``dec`` value, or its LUT index when every
+    entry is 0 or a power of two (:func:`scale_weight` shifts by it); an event whose ``dec`` is
+    0 adds nothing and is no event. Otherwise ``x`` is None.
     """
     if direct:
         pix = Signal(range(n_in))
-        return pix, pix, 0, inp.payload != 0, pix == n_in - 1
+        return pix, pix, 0, inp.payload != 0, pix == n_in - 1, inp.payload
     p = inp.payload
+    if decs is not None:
+        lut_idx = (Mux(p.kind, timesteps, 0) + p.time) if len(decs) > timesteps else p.time
+        nonzero = Array(Const(int(v != 0), 1) for v in decs)[lut_idx]
+        if power_of_two_shifts(decs) is not None:
+            x = lut_idx[:max(1, bits_for(len(decs) - 1))]
+        else:
+            x = Array(Const(v, unsigned(max(1, bits_for(max(decs))))) for v in decs)[lut_idx]
+        return None, p.neuron, 0, ~p.end & nonzero, p.end, x
     if slots == 1:
         slot = 0
     elif slots > timesteps:  # calibrated source: slot = kind*T + t
         slot = Mux(p.kind, timesteps, 0) + p.time
     else:
         slot = p.time
-    return None, p.neuron, slot, ~p.end, p.end
+    return None, p.neuron, slot, ~p.end, p.end, None
+
+
+def scale_weight(wk: Value, x: Value | None, shifts: list[int | None] | None) -> Value:
+    """A weight as a decode stage adds it: ``wk`` alone (``x`` None), ``wk·x`` (a pixel or a
+    ``dec`` value: one multiplier), or, with ``shifts`` (the ``log2`` of each LUT entry, None
+    for 0; ``x`` the LUT index), ``wk << shifts[x]`` as a constant-shift mux (no multiplier).
+    Every result is exact (full width); the caller truncates the sum to ``acc_bits``."""
+    if x is None:
+        return wk
+    if shifts is None:
+        return wk * x
+    width = len(wk) + max((sh for sh in shifts if sh is not None), default=0)
+    return Array(Const(0, signed(width)) if sh is None else (wk << sh).as_signed() for sh in shifts)[x]
 
 
 def add_weight_words(m: Module, *, weights, psum, x: Value | None, s1_valid: Value, s1_addr: Value,
-                     s2_valid: Signal, s2_addr: Signal, lanes: int, weight_bits: int, acc_bits: int) -> None:
+                     s2_valid: Signal, s2_addr: Signal, lanes: int, weight_bits: int, acc_bits: int,
+                     shifts: list[int | None] | None = None) -> None:
     """The last two decode stages, shared by :class:`DecodePipeline` and :class:`WindowDecode`.
 
-    Stage 1: the weight word is here; each lane's weight (times the pixel ``x`` for a direct
-    first layer) is registered while the partial-sum word is read. Stage 2: add and write back.
+    Stage 1: the weight word is here; each lane's weight, scaled by ``x`` (:func:`scale_weight`:
+    the pixel of a direct first layer, or the event's ``dec`` value or LUT index when scaling
+    on arrival), is registered while the partial-sum word is read. Stage 2: add and write back
+    (the sum is exact in ``acc_bits``: snnfpga.ir.bounds bounds every partial sum).
     """
     prods = []
     for k in range(lanes):
         wk = lane(weights.data, k, weight_bits)
-        value = wk * x if x is not None else wk
+        value = scale_weight(wk, x, shifts)
         prod = Signal(value.shape(), name=f"prod{k}")
         m.d.sync += prod.eq(value)
         prods.append(prod)
@@ -261,6 +337,17 @@ class PartialSumBanks(wiring.Component):
         return m
 
 
+def _check_arrival(decs, *, slots: int, timesteps: int, direct: bool):
+    """``(decs, shifts)`` of a decode pipeline that scales on arrival (see :class:`DecodePipeline`)."""
+    if decs is None:
+        return None, None
+    decs = [int(v) for v in decs]
+    if direct or slots != 1 or len(decs) not in (timesteps, 2 * timesteps) or min(decs) < 0:
+        raise ValueError(f"scaling on arrival needs events, one slot and T or 2T non-negative LUT entries, "
+                         f"not decs={decs!r} with slots={slots!r}, timesteps={timesteps!r}, direct={direct!r}")
+    return decs, power_of_two_shifts(decs)
+
+
 class DecodePipeline(wiring.Component):
     """Event decode: each input beat adds one weight column into the decode bank.
 
@@ -287,11 +374,15 @@ class DecodePipeline(wiring.Component):
     pixel_shape : shape-like or None
         The pixels of a first layer fed direct pixels (``W·x``, one multiplier per lane), or
         None for events.
+    decs : list of int or None
+        Scaling on arrival: the decode LUT (indexed by ``kind·T + t``) each event's weights are
+        multiplied by (shifted by, when every entry is 0 or a power of two) before they are
+        added into the single slot (``slots`` must be 1); None: weights are added as they are.
 
     Attributes
     ----------
     multipliers : int
-        Hardware multipliers: ``lanes`` for pixel input, else 0.
+        Hardware multipliers: ``lanes`` for pixel input or a non-power-of-two ``decs``, else 0.
 
     Members
     -------
@@ -310,7 +401,7 @@ class DecodePipeline(wiring.Component):
     """
 
     def __init__(self, *, n_in: int, groups: int, slots: int, timesteps: int, lanes: int,
-                 weight_bits: int, acc_bits: int, pixel_shape=None):
+                 weight_bits: int, acc_bits: int, pixel_shape=None, decs: list[int] | None = None):
         for name, value in (("n_in", n_in), ("groups", groups), ("timesteps", timesteps),
                             ("lanes", lanes), ("weight_bits", weight_bits), ("acc_bits", acc_bits)):
             _check_count(name, value)
@@ -319,7 +410,8 @@ class DecodePipeline(wiring.Component):
         self.n_in, self.groups, self.slots, self.T = n_in, groups, slots, timesteps
         self.lanes, self.wb, self.ab = lanes, weight_bits, acc_bits
         self.direct = pixel_shape is not None
-        self.multipliers = lanes if self.direct else 0
+        self.decs, self.shifts = _check_arrival(decs, slots=slots, timesteps=timesteps, direct=self.direct)
+        self.multipliers = lanes if self.direct or (self.decs is not None and self.shifts is None) else 0
         if self.direct:
             i_sig = stream.Signature(Shape.cast(pixel_shape))
         else:
@@ -346,11 +438,12 @@ class DecodePipeline(wiring.Component):
         s1_addr = Signal(range(depth))
         s2_valid = Signal()
         s2_addr = Signal(range(depth))
-        if self.direct:
-            x = Signal.like(inp.payload)
-            s1_x = Signal.like(inp.payload)
-        pix, in_row, in_slot, in_ev, in_end = input_beat(inp, direct=self.direct, n_in=self.n_in, slots=S,
-                                                         timesteps=T)
+        pix, in_row, in_slot, in_ev, in_end, in_x = input_beat(inp, direct=self.direct, n_in=self.n_in,
+                                                               slots=S, timesteps=T, decs=self.decs)
+        scaled = in_x is not None
+        if scaled:                         # the pixel, or the event's dec value / LUT index
+            x = Signal(in_x.shape(), name="x")
+            s1_x = Signal(in_x.shape(), name="s1_x")
 
         m.d.comb += [self.weights.addr.eq(const_mul(row, G) + g), self.psum.r_addr.eq(s1_addr)]
         m.d.sync += s1_valid.eq(0)
@@ -364,7 +457,7 @@ class DecodePipeline(wiring.Component):
             with m.Case(RUN):
                 m.d.comb += inp.ready.eq((g == G - 1) & ~pend_end)
                 m.d.sync += [s1_valid.eq(1), s1_addr.eq(const_mul(slot, G) + g), g.eq(g + 1)]
-                if self.direct:
+                if scaled:
                     m.d.sync += s1_x.eq(x)
                 with m.If(g == G - 1):
                     m.d.sync += [g.eq(0), state.eq(Mux(pend_end, WAIT, IDLE))]
@@ -378,15 +471,15 @@ class DecodePipeline(wiring.Component):
             with m.If(in_ev):
                 m.d.sync += [row.eq(in_row), slot.eq(in_slot), g.eq(0), pend_end.eq(in_end),
                              state.eq(RUN)]
-                if self.direct:
-                    m.d.sync += x.eq(inp.payload)
+                if scaled:
+                    m.d.sync += x.eq(in_x)
             with m.Elif(in_end):
                 m.d.sync += state.eq(WAIT)
-        # stage 1: the weight word is here (its product with the pixel is registered) and the
+        # stage 1: the weight word is here (scaled by the pixel or dec value, registered) and the
         # partial-sum word is read; stage 2: add and write back
-        add_weight_words(m, weights=self.weights, psum=self.psum, x=s1_x if self.direct else None,
+        add_weight_words(m, weights=self.weights, psum=self.psum, x=s1_x if scaled else None,
                          s1_valid=s1_valid, s1_addr=s1_addr, s2_valid=s2_valid, s2_addr=s2_addr,
-                         lanes=L, weight_bits=wb, acc_bits=ab)
+                         lanes=L, weight_bits=wb, acc_bits=ab, shifts=self.shifts)
         return m
 
 
@@ -418,14 +511,14 @@ class WindowDecode(wiring.Component):
         At least one of them.
     weight_depth : int
         Words of the weight memory.
-    groups, slots, timesteps, lanes, weight_bits, acc_bits, pixel_shape
+    groups, slots, timesteps, lanes, weight_bits, acc_bits, pixel_shape, decs
         As for :class:`DecodePipeline`.
 
     Members are those of :class:`DecodePipeline` (``i_stream`` indices into ``src_shape``).
     """
 
     def __init__(self, *, src_shape, pool, conv, weight_depth: int, groups: int, slots: int, timesteps: int,
-                 lanes: int, weight_bits: int, acc_bits: int, pixel_shape=None):
+                 lanes: int, weight_bits: int, acc_bits: int, pixel_shape=None, decs: list[int] | None = None):
         if pool is None and conv is None:
             raise ValueError("a window decode needs a pool or a conv (use DecodePipeline)")
         for name, value in (("groups", groups), ("timesteps", timesteps), ("lanes", lanes),
@@ -441,7 +534,8 @@ class WindowDecode(wiring.Component):
         self.groups, self.slots, self.T = groups, slots, timesteps
         self.lanes, self.wb, self.ab = lanes, weight_bits, acc_bits
         self.direct = pixel_shape is not None
-        self.multipliers = lanes if self.direct else 0
+        self.decs, self.shifts = _check_arrival(decs, slots=slots, timesteps=timesteps, direct=self.direct)
+        self.multipliers = lanes if self.direct or (self.decs is not None and self.shifts is None) else 0
         if self.direct:
             i_sig = stream.Signature(Shape.cast(pixel_shape))
         else:
@@ -469,11 +563,12 @@ class WindowDecode(wiring.Component):
         r0_slot, slot = Signal(range(S)), Signal(range(S))
         s1_valid, s2_valid = Signal(), Signal()
         s1_addr, s2_addr = Signal(range(depth)), Signal(range(depth))
-        if self.direct:
-            r0_x, xv = Signal.like(inp.payload), Signal.like(inp.payload)
-            s1_x = Signal.like(inp.payload)
-        pix, in_row, in_slot, in_ev, in_end = input_beat(inp, direct=self.direct, n_in=self.n_in, slots=S,
-                                                         timesteps=T)
+        pix, in_row, in_slot, in_ev, in_end, in_x = input_beat(inp, direct=self.direct, n_in=self.n_in,
+                                                               slots=S, timesteps=T, decs=self.decs)
+        scaled = in_x is not None
+        if scaled:                         # the pixel, or the event's dec value / LUT index
+            r0_x, xv = Signal(in_x.shape(), name="r0_x"), Signal(in_x.shape(), name="xv")
+            s1_x = Signal(in_x.shape(), name="s1_x")
 
         # the waiting event's coordinates
         c_q, rem = const_divmod(r0_n, H * W, self.n_in)
@@ -526,7 +621,7 @@ class WindowDecode(wiring.Component):
         with m.If(running):
             m.d.comb += self.weights.addr.eq(waddr)
             m.d.sync += [s1_valid.eq(issue), s1_addr.eq(paddr)]
-            if self.direct:
+            if scaled:
                 m.d.sync += s1_x.eq(xv)
             with m.If(~last_b):
                 with m.If(~last_g):
@@ -548,7 +643,7 @@ class WindowDecode(wiring.Component):
                 m.d.sync += running.eq(0)
         with m.If(take):                   # decompose it and enter its first position
             m.d.sync += [c.eq(c_q), slot.eq(r0_slot), r0_ev.eq(0)]
-            if self.direct:
+            if scaled:
                 m.d.sync += xv.eq(r0_x)
             with m.If(~r0_end):
                 m.d.sync += r0_valid.eq(0)
@@ -573,12 +668,14 @@ class WindowDecode(wiring.Component):
                      accept.eq(inp.valid & inp.ready)]
         with m.If(accept):
             if self.direct:
-                m.d.sync += [pix.eq(Mux(in_end, 0, pix + 1)), r0_x.eq(inp.payload)]
+                m.d.sync += pix.eq(Mux(in_end, 0, pix + 1))
+            if scaled:
+                m.d.sync += r0_x.eq(in_x)
             m.d.sync += [r0_n.eq(in_row), r0_slot.eq(in_slot), r0_ev.eq(in_ev), r0_end.eq(in_end),
                          r0_valid.eq(in_ev | in_end)]
-        add_weight_words(m, weights=self.weights, psum=self.psum, x=s1_x if self.direct else None,
+        add_weight_words(m, weights=self.weights, psum=self.psum, x=s1_x if scaled else None,
                          s1_valid=s1_valid, s1_addr=s1_addr, s2_valid=s2_valid, s2_addr=s2_addr,
-                         lanes=L, weight_bits=wb, acc_bits=ab)
+                         lanes=L, weight_bits=wb, acc_bits=ab, shifts=self.shifts)
         return m
 
 
@@ -592,9 +689,22 @@ class DenseLayerBase(wiring.Component):
         The IR index of this (dense or conv2d) layer.
     lanes : int
         Weights read per cycle.
+    decode : str
+        Where the decode LUT is applied (:data:`DECODES`, resolved by :func:`resolve_decode`).
 
     Attributes
     ----------
+    decode_mode : str
+        ``"none"`` (no decode LUT: rate coding, direct pixels), ``"slots"`` (per-(kind, t)
+        partial sums, scaled by the encode side) or ``"arrival"`` (scaled by the decode side).
+    decs : list of int or None
+        The decode LUT of the source spikes, indexed by ``kind·T + t`` (None: ``"none"``).
+    shifts : list of (int or None) or None
+        ``log2`` of every entry of ``decs`` when each is 0 or a power of two (scaling by shifts,
+        no multiplier), else None.
+    slots : int
+        Partial sums per neuron and bank: ``T`` or ``2T`` (after a calibrated source) with
+        ``"slots"``, else 1.
     channels, positions : int
         Output channels and output positions (``Ho·Wo``; dense: ``n_out`` and 1); neuron
         ``j = channel·positions + position``.
@@ -625,7 +735,7 @@ class DenseLayerBase(wiring.Component):
         Output layer: one beat per output neuron.
     """
 
-    def __init__(self, net: Network, index: int, *, lanes: int = 1):
+    def __init__(self, net: Network, index: int, *, lanes: int = 1, decode: str = "auto"):
         lanes = check_lanes(lanes)
         layer: Layer = net.layers[index]
         if layer.kind not in ("dense", "conv2d"):
@@ -647,10 +757,13 @@ class DenseLayerBase(wiring.Component):
         self.direct = self.src is None
         self.ab = layer.acc_bits
         self.wb = layer.weight_bits
-        if self.direct or net.coding == "rate":
-            self.slots = 1
-        else:
-            self.slots = self.T * (2 if self.src.calibrated else 1)
+        self.decode_mode = resolve_decode(net, index, decode)
+        self.decs = decode_lut(net, index)
+        self.shifts = power_of_two_shifts(self.decs) if self.decs is not None else None
+        # scaling on arrival: every partial sum is a sum of W·dec over a subset of the frame's
+        # events, within the membrane range snnfpga.ir.bounds proves for acc_bits (each input's
+        # share is W·x with x in {0, dec_enc, dec_cal, dec_enc + dec_cal} ⊂ its input range)
+        self.slots = len(self.decs) if self.decode_mode == "slots" else 1
         pixels = pixel_shape(net.input.bits, net.input.signed)
         pools = [w for w in wiring_before(net, index) if w.kind == "avgpool2d"]
         self.pool = pools[0] if pools else None
@@ -670,7 +783,8 @@ class DenseLayerBase(wiring.Component):
         self._bias_rp = self.bias.read_port()
         self.psums = PartialSumBanks(width=lanes * self.ab, depth=self.slots * self.words)
         common = dict(groups=self.groups, slots=self.slots, timesteps=self.T, lanes=lanes, weight_bits=self.wb,
-                      acc_bits=self.ab, pixel_shape=pixels if self.direct else None)
+                      acc_bits=self.ab, pixel_shape=pixels if self.direct else None,
+                      decs=self.decs if self.decode_mode == "arrival" else None)
         if not self.conv and self.pool is None:
             self.decode = DecodePipeline(n_in=self.n_in, **common)
         else:
@@ -740,7 +854,8 @@ class DenseLayerBase(wiring.Component):
 
     @property
     def multipliers(self) -> int:
-        """Hardware multipliers: the decode side's (``W·x`` of direct input: one per lane)."""
+        """Hardware multipliers: the decode side's (``W·x`` of direct input, ``W·dec`` when
+        scaling on arrival by a LUT that is not powers of two: one per lane)."""
         return self.decode.multipliers
 
     # -- helpers for subclasses

@@ -33,8 +33,9 @@ class RateDenseLayer(DenseLayerBase):
         Submodule ``membranes``: the IF membranes ``V`` (``groups`` words, single-banked).
     """
 
-    def __init__(self, net, index: int, *, lanes: int = 1):
-        super().__init__(net, index, lanes=lanes)
+    def __init__(self, net, index: int, *, lanes: int = 1, decode: str = "auto"):
+        # rate spikes carry no decode LUT: ``decode`` is checked, and changes nothing
+        super().__init__(net, index, lanes=lanes, decode=decode)
         self.membranes = self.word_memory(None, self.ab, self.words)
         self._membranes_rp = self.membranes.read_port()
         self._membranes_wp = self.membranes.write_port()

@@ -5,7 +5,9 @@ Encode side, per group of ``lanes`` neurons:
 - *accumulate* ``v = b + Σ_slot dec[slot]·P[slot]``: one partial-sum word per slot and cycle,
   cleared as it is read (the bank is then ready for its next frame), pipelined as read →
   register → scale → add. Scaling is one multiplier per lane by the small ``dec`` constant, a
-  shift mux when every ``dec`` entry is 0 or a power of two, nothing for a direct-input layer.
+  shift mux when every ``dec`` entry is 0 or a power of two, nothing for a direct-input layer
+  or when the decode side scaled each weight on arrival (``decode="arrival"``: one slot,
+  ``v = b + P``).
 - *encode / emit* (hidden layers): lane after lane is compared with the ``enc`` LUT (fire
   stage: ``t_e`` and the residue), then with ``cal`` (calibrate stage: ``t_c``), into a
   one-entry buffer from which up to two events leave while later lanes are prepared: one
@@ -17,37 +19,30 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 
-from .layer_common import DenseLayerBase, emit_result, lane, power_of_two_shifts
+from .layer_common import DenseLayerBase, emit_result, lane
 from .luts import const_mul, event_buffer, rom, ttfs_calibrate, ttfs_fire
 
 __all__ = ["TTFSDenseLayer"]
 
 
 class TTFSDenseLayer(DenseLayerBase):
-    """A dense (SC-)TTFS layer; see :class:`.layer_common.DenseLayerBase` for the members.
+    """A dense (SC-)TTFS layer; see :class:`.layer_common.DenseLayerBase` for the members
+    (``decs``, ``shifts``: the source's decode LUT, applied here with ``decode_mode ==
+    "slots"``, by the decode side with ``"arrival"``)."""
 
-    Attributes
-    ----------
-    decs : list of int or None
-        The ``dec`` LUT entry of every partial-sum slot (``dec_enc``, then ``dec_cal`` for a
-        calibrated source); None for a direct-input layer (nothing to scale).
-    shifts : list of (int or None) or None
-        ``log2`` of every entry of ``decs`` when each is 0 or a power of two (scaled by shifts),
-        else None (scaled by one multiplier per lane).
-    """
+    def __init__(self, net, index: int, *, lanes: int = 1, decode: str = "auto"):
+        super().__init__(net, index, lanes=lanes, decode=decode)
 
-    def __init__(self, net, index: int, *, lanes: int = 1):
-        super().__init__(net, index, lanes=lanes)
-        if self.direct:
-            self.decs = self.shifts = None
-        else:
-            self.decs = list(self.src.dec_enc) + (list(self.src.dec_cal) if self.slots > self.T else [])
-            self.shifts = power_of_two_shifts(self.decs)
+    @property
+    def scales_on_encode(self) -> bool:
+        """The encode side multiplies each slot by its ``dec`` (``decode_mode == "slots"``)."""
+        return self.decode_mode == "slots"
 
     @property
     def multipliers(self) -> int:
-        """The decode side's, plus one per lane for the ``dec`` scaling unless it is shifts."""
-        scaling = self.decs is not None and self.shifts is None
+        """The decode side's, plus one per lane for the encode side's ``dec`` scaling (slots)
+        unless it is shifts."""
+        scaling = self.scales_on_encode and self.shifts is None
         return super().multipliers + (self.lanes if scaling else 0)
 
     def elaborate_encode(self, m: Module, bank, *, start, busy) -> None:
@@ -65,7 +60,7 @@ class TTFSDenseLayer(DenseLayerBase):
         prod = [Signal(signed(ab), name=f"prod{k}") for k in range(L)]
         m.d.comb += [bank.r_addr.eq(const_mul(iss, NW) + w), b_rp.addr.eq(g)]
         shifts = self.shifts
-        dec = rom(self.decs) if self.decs is not None and shifts is None else None
+        dec = rom(self.decs) if self.scales_on_encode and shifts is None else None
 
         def start_group():
             m.d.sync += [iss.eq(0), rd_valid.eq(0), pd_valid.eq(0), pr_valid.eq(0)]
@@ -108,7 +103,7 @@ class TTFSDenseLayer(DenseLayerBase):
                                  bank.w_en.eq(1)]
                 for k in range(L):
                     m.d.sync += pd[k].eq(lane(bank.r_data, k, ab))
-                    if self.direct:
+                    if not self.scales_on_encode:  # direct input, or scaled on arrival
                         term = pd[k]
                     elif dec is not None:
                         term = dec[pd_slot] * pd[k]

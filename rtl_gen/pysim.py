@@ -46,7 +46,7 @@ class SimRun:
         return [b - a for a, b in zip(self.last_beat, self.last_beat[1:])]
 
 
-def run(net: Network, frames: np.ndarray, *, lanes: int = 1, gaps: bool = False,
+def run(net: Network, frames: np.ndarray, *, lanes: int = 1, decode: str = "auto", gaps: bool = False,
         backpressure: bool = False, one_at_a_time: bool = False, seed: int = 0,
         reset_after: int | None = None, max_cycles: int = 2_000_000,
         top: NetworkTop | None = None) -> SimRun:
@@ -55,7 +55,7 @@ def run(net: Network, frames: np.ndarray, *, lanes: int = 1, gaps: bool = False,
     With ``reset_after``, that many random pixels of a throwaway frame go in first, then reset
     is pulsed in the middle of it; everything observed before the reset is discarded.
     """
-    dut = top if top is not None else NetworkTop(net, lanes=lanes)
+    dut = top if top is not None else NetworkTop(net, lanes=lanes, decode=decode)
     frames = np.asarray(frames).reshape(len(frames), -1)
     n_frames, n_cls = len(frames), net.n_classes
     rng = random.Random(seed)

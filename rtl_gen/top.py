@@ -19,7 +19,8 @@ from snnfpga.ir import Network, Stage, validate, weighted_layers
 from .description import HardwareDescription, describe_top
 from .encoder import InputEncoder
 from .events import index_bits, pixel_shape, result_signature, time_bits
-from .layer_common import DenseLayerBase, check_lanes, check_supported
+from .layer_common import DenseLayerBase, check_decode, check_lanes, check_supported
+from .layer_maxpool import MaxPoolStage, maxpool_stage
 from .layer_rate import RateDenseLayer
 from .layer_ttfs import TTFSDenseLayer
 
@@ -53,9 +54,12 @@ class NetworkTop(wiring.Component):
     ----------
     net : Network
         A valid IR of dense and conv2d layers (flatten, one avgpool2d between weighted layers,
-        a dense output layer).
+        maxpool2d in TTFS, a dense output layer).
     lanes : int
         Weights read per cycle in every layer.
+    decode : str
+        Where (SC-)TTFS layers apply the decode LUT of their input spikes: ``"slots"``,
+        ``"arrival"`` or ``"auto"`` (:func:`.layer_common.resolve_decode`; docs/hardware.md).
 
     Attributes
     ----------
@@ -65,6 +69,8 @@ class NetworkTop(wiring.Component):
         Submodule ``enc_in`` (``input_coding == "spikes"``).
     cores : tuple of :class:`.layer_common.DenseLayerBase`
         Submodules ``layer<l>``, one per weighted layer ``l``.
+    pools : dict of int to :class:`.layer_maxpool.MaxPoolStage`
+        Submodules ``pool<l>``, one per ``maxpool2d`` layer ``l`` (no tap: not a spiking stage).
 
     Members
     -------
@@ -74,15 +80,17 @@ class NetworkTop(wiring.Component):
     tap_<s>_valid, tap_<s>_neuron, tap_<s>_time, tap_<s>_kind, tap_<s>_done : ``Out(...)``
     """
 
-    def __new__(cls, net: Network, *, lanes: int = 1):
+    def __new__(cls, net: Network, *, lanes: int = 1, decode: str = "auto"):
         # Reject a bad network before the object exists: every Elaboratable is registered for
         # Amaranth's "created but never used" warning as it is created. ``src_loc_at=1`` points
         # that warning at our caller, not at this line.
         _check(net, lanes)
+        check_decode(decode)
         return super().__new__(cls, src_loc_at=1)
 
-    def __init__(self, net: Network, *, lanes: int = 1):
+    def __init__(self, net: Network, *, lanes: int = 1, decode: str = "auto"):
         self.lanes = check_lanes(lanes)    # the network was checked by __new__
+        self.decode = decode
         self.net = net
         self.tb = time_bits(net.timesteps)
         self.out_acc_bits = net.output_layer.acc_bits
@@ -91,7 +99,9 @@ class NetworkTop(wiring.Component):
         self.encoder = InputEncoder(net) if net.input.input_coding == "spikes" else None
         layer_cls = RateDenseLayer if net.coding == "rate" else TTFSDenseLayer
         self.cores: tuple[DenseLayerBase, ...] = tuple(
-            layer_cls(net, i, lanes=self.lanes) for i, layer in enumerate(net.layers) if layer.weighted)
+            layer_cls(net, i, lanes=self.lanes, decode=decode) for i, layer in enumerate(net.layers) if layer.weighted)
+        self.pools: dict[int, MaxPoolStage] = {
+            i: maxpool_stage(net, i) for i, layer in enumerate(net.layers) if layer.kind == "maxpool2d"}
         members = {
             "pixels": In(stream.Signature(pixel_shape(net.input.bits, net.input.signed))),
             "result": Out(result_signature(self.out_acc_bits, self.cls_bits)),
@@ -107,11 +117,12 @@ class NetworkTop(wiring.Component):
 
     @property
     def parts(self) -> dict[str, wiring.Component]:
-        """The stage cores by submodule name: ``enc_in``, then ``layer<l>``."""
+        """The stage cores by submodule name: ``enc_in``, then ``layer<l>``, then ``pool<l>``."""
         parts: dict[str, wiring.Component] = {}
         if self.encoder is not None:
             parts["enc_in"] = self.encoder
         parts.update((f"layer{core.index}", core) for core in self.cores)
+        parts.update((f"pool{i}", pool) for i, pool in self.pools.items())
         return parts
 
     def description(self, name: str = "snn_top") -> HardwareDescription:
@@ -128,7 +139,15 @@ class NetworkTop(wiring.Component):
         if self.encoder is not None:
             wiring.connect(m, upstream, self.encoder.pixels)
             upstream = outputs[Stage.INPUT] = self.encoder.o_events
-        for core in self.cores:
+        cores = {core.index: core for core in self.cores}
+        for i in range(len(net.layers)):
+            if i in self.pools:    # a max pool sits between its source and the next stage
+                wiring.connect(m, upstream, self.pools[i].i_stream)
+                upstream = self.pools[i].o_stream
+                continue
+            if i not in cores:
+                continue
+            core = cores[i]
             wiring.connect(m, upstream, core.i_stream)
             if core.is_output:
                 wiring.connect(m, core.result, wiring.flipped(self.result))

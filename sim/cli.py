@@ -23,6 +23,9 @@ def add_parser(subparsers) -> None:
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="HDL simulator (default verilator)")
     p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
+    p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
+                   help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
+                        "encode, or each weight scaled on arrival (one slot: less memory); auto: slots (default)")
     p.add_argument("--waves", action="store_true",
                    help="record a waveform (FST) of the run; its path is printed")
     p.add_argument("--frames", help="integer frames (.npy, shape (N, *input.shape)) instead of the data set")
@@ -82,7 +85,7 @@ def _handler(args: argparse.Namespace) -> int:
     frames, labels, source = load_frames(net, args)
     if len(frames) == 0:
         raise BadOption("no frames to simulate (--images 0, or an empty --frames file)")
-    r = simulate(net, frames, simulator=args.simulator, lanes=args.lanes, waves=args.waves,
+    r = simulate(net, frames, simulator=args.simulator, lanes=args.lanes, decode=args.decode, waves=args.waves,
                  build_dir=args.build_dir, seed=args.seed, gaps=not args.no_stress,
                  backpressure=not args.no_stress)
     print(f"{net.name}: {net.coding} T={net.timesteps}, {args.simulator}, lanes={r.lanes}, "
