@@ -67,7 +67,7 @@ def performance(net: Network, build_result: Mapping[str, Any], *, lanes: int = 1
     The clock is the board clock (or fmax if lower). The frame interval comes from the
     simulation report (measured) or, without one, from the reference's busiest layer
     ``ceil(synaptic events / lanes)`` (a lower bound: labelled as an estimate). The activity is
-    the integer reference's on ``frames``: pass its result as ``ref`` when it has already run
+    the integer reference's on ``frames`` in the hardware built (``build_result["decode"]``): pass its result as ``ref`` when it has already run
     on them (it runs here otherwise); without frames every neuron is assumed to fire once.
     """
     clock = build_result["clock_mhz"]
@@ -83,7 +83,8 @@ def performance(net: Network, build_result: Mapping[str, Any], *, lanes: int = 1
         raise ValueError("ref needs the frames it was computed on (direct pixels count by value)")
     else:
         frames = None
-    activity = power.activity_from_reference(net, ref, lanes=lanes, frames=frames)
+    activity = power.activity_from_reference(net, ref, lanes=lanes, frames=frames,
+                                             decode=build_result.get("decode", "auto"))
     if sim_report is not None:
         interval = sim_report.get("frame_interval_cycles") or (sim_report.get("cycles_per_frame") or {}).get("mean")
         source = "measured in RTL simulation"

@@ -248,7 +248,7 @@ def estimate(device, resources: Mapping | None, activity: Mapping[str, float], f
     }
 
 
-def activity_from_reference(net, result=None, *, lanes: int = 1, frames=None) -> dict:
+def activity_from_reference(net, result=None, *, lanes: int = 1, frames=None, decode: str = "auto") -> dict:
     """Per-frame activity counts estimated from the IR and the reference's spikes.
 
     ``result`` is a :class:`snnfpga.reference.Result` (spike counts per stage) and ``frames``
@@ -258,7 +258,8 @@ def activity_from_reference(net, result=None, *, lanes: int = 1, frames=None) ->
     Synaptic events come from :mod:`snnfpga.metrics.activity`. Event-driven accumulation: each
     synaptic event reads a weight (``lanes`` weights a word) and read-modify-writes a partial
     sum; it is multiplied only in a layer whose hardware multiplies per synapse (the direct
-    first layer's ``W·x``); the encode pass reads each membrane once per frame (per step for
+    first layer's ``W·x``, and with ``decode="arrival"`` each ``W·dec`` unless the decode LUT
+    is powers of two, then a shift); the encode pass reads each membrane once per frame (per step for
     rate coding). Accumulator widths and multipliers are the generator's
     (:func:`snnfpga.rtl_gen.describe`); the UART bytes are :class:`~.protocol.Protocol`'s.
     Returns the :data:`ACTIVITY_KEYS` counts plus ``acc_bits``, ``synaptic_events`` and
@@ -278,7 +279,7 @@ def activity_from_reference(net, result=None, *, lanes: int = 1, frames=None) ->
     if net.input.input_coding == "spikes":
         events += float(inputs.sum(axis=1).mean())
     steps = net.timesteps if net.coding == "rate" else 1
-    layers, note = _hardware_layers(net, lanes)
+    layers, note = _hardware_layers(net, lanes, decode)
     if note:
         assumptions.append(note)
     syn = reads = writes = mults = acc_weighted = 0.0
@@ -301,16 +302,17 @@ def activity_from_reference(net, result=None, *, lanes: int = 1, frames=None) ->
             "acc_bits": int(round(acc_weighted / syn)) if syn else 16, "assumptions": assumptions}
 
 
-def _hardware_layers(net, lanes: int) -> tuple[list[dict], str | None]:
+def _hardware_layers(net, lanes: int, decode: str = "auto") -> tuple[list[dict], str | None]:
     """Per weighted layer ``n_out``, ``acc_bits`` and whether it multiplies per synapse, from
-    the generator's description (a layer fed direct pixels with multipliers: ``W·x``); and an
+    the generator's description (a layer fed direct pixels, or scaling on arrival, with
+    multipliers: ``W·x``, ``W·dec``); and an
     assumption to report where the generator does not build ``net`` (then from the IR)."""
     from snnfpga.errors import Unsupported
 
     try:
         from snnfpga.rtl_gen import describe
 
-        hw = describe(net, lanes=lanes)
+        hw = describe(net, lanes=lanes, decode=decode)
     except Unsupported as e:
         out = [{"n_out": layer.n_out, "acc_bits": layer.acc_bits, "multiplies_per_synapse": False}
                for layer in net.layers if layer.weighted]
@@ -318,5 +320,6 @@ def _hardware_layers(net, lanes: int) -> tuple[list[dict], str | None]:
         return out, (f"no hardware description ({e}): accumulator widths from the IR, a direct "
                      "first layer assumed to multiply per synapse")
     return [{"n_out": layer.n_out, "acc_bits": layer.acc_bits,
-             "multiplies_per_synapse": k == 0 and hw.input_coding == "direct" and layer.multipliers > 0}
+             "multiplies_per_synapse": layer.multipliers > 0 and ((k == 0 and hw.input_coding == "direct")
+                                                                   or layer.decode == "arrival")}
             for k, layer in enumerate(hw.layers)], None

@@ -100,3 +100,17 @@ def test_paper_energy_and_counts_have_one_source():
         assert a["multiplies"] == pytest.approx(float(per_layer[0]) if input_coding == "direct" else 0.0)
         proto = Protocol.for_network(net)
         assert a["uart_bits"] == 10 * (proto.request_bytes + proto.response_bytes)
+
+
+def test_arrival_decode_multiplies_per_synapse():
+    """Scaling on arrival multiplies each W·dec (unless the LUT is powers of two); slots do not."""
+    from snnfpga.metrics.activity import synaptic_events_per_layer
+
+    net = random_network("sc-ttfs", sizes=(16, 12, 4), input_coding="spikes", seed=3)
+    frames = random_frames(net, 20)
+    ref = simulate(net, frames)
+    slots = power.activity_from_reference(net, ref, frames=frames, decode="slots")
+    arrival = power.activity_from_reference(net, ref, frames=frames, decode="arrival")
+    assert slots["multiplies"] == 0
+    assert arrival["multiplies"] == pytest.approx(synaptic_events_per_layer(net, frames, ref).mean(axis=0).sum())
+    assert arrival["synaptic_events"] == slots["synaptic_events"] > 0

@@ -30,7 +30,7 @@ from typing import Mapping
 import numpy as np
 
 from .. import reference
-from ..ir import Layer, Network
+from ..ir import INPUT, Layer, Network
 
 __all__ = ["fanout", "synaptic_events", "synaptic_events_per_layer", "event_bound_cycles",
            "neuron_event_counts", "pooled_counts", "event_counts", "synaptic_events_from_counts"]
@@ -111,7 +111,7 @@ def event_counts(net: Network, frames: np.ndarray | None = None, ref: reference.
     spiking input element and neuron ``per_neuron`` events per frame.
     """
     n = 1 if ref is None else len(ref.classes)
-    hidden = [i for i, layer in enumerate(net.layers) if layer.weighted and layer.neuron is not None]
+    hidden = [i for i in range(len(net.layers)) if net.spiking(i)]
     if net.input.input_coding == "spikes":
         src = (neuron_event_counts(ref.spikes[reference.INPUT]) if ref is not None
                else np.full((1, net.input.size), per_neuron, dtype=np.int64))
@@ -127,25 +127,24 @@ def event_counts(net: Network, frames: np.ndarray | None = None, ref: reference.
 def synaptic_events_from_counts(net: Network, inputs: np.ndarray,
                                 stage: Mapping[int, np.ndarray]) -> np.ndarray:
     """Synaptic events ``(N, weighted layers)`` from per-element event counts (:func:`event_counts`):
-    each weighted layer gets the events of the stage feeding it times their fan-outs."""
-    src = np.asarray(inputs, dtype=np.int64)
+    each weighted layer (a residual branch too) gets the events of the value it reads times
+    their fan-outs, traced back through sum pools and flattens to the stage, max pool or input
+    that sent them."""
+    counts: dict[int, np.ndarray] = {INPUT: np.asarray(inputs, dtype=np.int64)}
     per: list[np.ndarray] = []
-    pending: list[Layer] = []
     for i, layer in enumerate(net.layers):
-        if layer.kind == "maxpool2d":  # follows the source directly (validated): events in, events out
-            src = pooled_counts(layer, src)
-            continue
+        if layer.kind == "maxpool2d":  # reads events or pixels directly (validated): events in, events out
+            counts[i] = pooled_counts(layer, counts[net.sources(i)[0]])
+        elif i in stage:
+            counts[i] = np.asarray(stage[i], dtype=np.int64)
         if not layer.weighted:
-            pending.append(layer)
             continue
         f = fanout(layer)
-        for w in reversed(pending):
-            f = _adjoint(w, f)
-        pending = []
-        per.append(src @ f)
-        if layer.neuron is None:
-            break
-        src = np.asarray(stage[i], dtype=np.int64)
+        src = net.sources(i)[0]
+        while src != INPUT and net.layers[src].kind in ("flatten", "avgpool2d"):
+            f = _adjoint(net.layers[src], f)
+            src = net.sources(src)[0]
+        per.append(counts[src] @ f)
     return np.stack(per, axis=1).astype(np.int64)
 
 
