@@ -9,9 +9,10 @@ from __future__ import annotations
 import numpy as np
 
 from .ir.bounds import layer_acc_bits
-from .ir import InputSpec, Layer, Network, RateNeuron, TTFSNeuron
+from .ir import INPUT, InputSpec, Layer, Network, RateNeuron, TTFSNeuron
 
-__all__ = ["random_network", "random_conv_network", "random_maxpool_network", "random_frames"]
+__all__ = ["random_network", "random_conv_network", "random_maxpool_network", "random_residual_network",
+           "random_frames"]
 
 
 def _monotone_lut(rng: np.random.Generator, T: int, lo: int, hi: int) -> tuple[int, ...]:
@@ -213,6 +214,105 @@ def random_maxpool_network(in_shape: tuple[int, int, int], spec: tuple[tuple, ..
                   provenance={"source": "snnfpga.testing.random_maxpool_network", "seed": seed})
     for i, layer in enumerate(net.layers):
         if layer.weighted:
+            layer.acc_bits = layer_acc_bits(net, i)
+    return net
+
+
+def random_residual_network(coding: str = "sc-ttfs", in_shape: tuple[int, ...] = (2, 6, 6),
+                            blocks: tuple[tuple, ...] = (("conv", 2, 1, "identity"),), *, stem: int = 0,
+                            head: str = "dense", n_classes: int = 3, timesteps: int = 3, weight_bits: int = 6,
+                            input_bits: int = 4, input_coding: str = "spikes", seed: int = 0) -> Network:
+    """A small residual graph (docs/ir.md: ``add`` joins two branches) with random integer
+    parameters, for tests of graph hardware.
+
+    ``stem`` > 0 puts a spiking 3×3 conv of that many channels first; otherwise the first block
+    reads the input itself (the input, or the input encoder's events, read by two layers).
+    ``blocks`` items: ``("conv", out_ch, stride, shortcut)``: x → conv 3×3 (stride, padding 1,
+    fires) → conv 3×3 (branch a); x → shortcut (branch b): ``"identity"`` (a 1×1 conv with a
+    random positive diagonal, the converter's form of an identity shortcut; needs
+    ``out_ch`` = channels and stride 1) or ``"conv"`` (a random 1×1 conv of that stride);
+    the add fires. ``("dense", n, _)``: the same with dense layers (a flatten first when
+    needed, read by both). ``head``: ``"dense"`` (flatten → dense), ``"conv"`` (a spiking 3×3
+    conv, then flatten → dense) or ``"pool"`` (2×2 sum pool, flatten, dense).
+    Not validated here, so tests can build refused graphs too.
+    """
+    rng = np.random.default_rng(seed)
+    wmax = (1 << (weight_bits - 1)) - 1
+    in_max = (1 << input_bits) - 1
+    inp = InputSpec(shape=tuple(in_shape), bits=input_bits, input_coding=input_coding, scale=1.0 / in_max,
+                    neuron=random_neuron(rng, coding, timesteps, in_max) if input_coding == "spikes" else None)
+    spike_in = 1 if coding == "rate" else 128
+    layers: list[Layer] = []
+
+    def typical_of(fan_in: int, typical_in: int) -> int:
+        return int(np.sqrt(fan_in) * wmax * typical_in / 2) + 2
+
+    def weighted(kind, src, in_shape_, out_shape, wshape, typical_in, *, k=0, s=1, p=0, fire=True, w=None):
+        fan_in = int(np.prod(wshape[1:]))
+        if w is None:
+            w = rng.integers(-wmax - 1, wmax + 1, size=wshape)
+            w[rng.random(w.shape) < 0.3] = 0
+        typical = typical_of(fan_in, typical_in)
+        b = rng.integers(-typical // 4, typical // 4 + 1, size=wshape[0])
+        layers.append(Layer(kind=kind, in_shape=tuple(in_shape_), out_shape=tuple(out_shape), weight=w.astype(np.int64),
+                            bias=b.astype(np.int64), weight_bits=weight_bits, kernel=k, stride=s, padding=p,
+                            neuron=random_neuron(rng, coding, timesteps, max(2, typical // 3)) if fire else None,
+                            inputs=(src,)))
+        return len(layers) - 1, typical
+
+    def conv_out(shape, k, s, p, co):
+        return (co, (shape[1] + 2 * p - k) // s + 1, (shape[2] + 2 * p - k) // s + 1)
+
+    src, shape = INPUT, tuple(in_shape)
+    typical_in = in_max if input_coding == "direct" else spike_in
+    if stem:
+        out = conv_out(shape, 3, 1, 1, stem)
+        src, _ = weighted("conv2d", src, shape, out, (stem, shape[0], 3, 3), typical_in, k=3, p=1)
+        shape, typical_in = out, spike_in
+    for kind, n, stride, shortcut in blocks:
+        if kind == "conv":
+            c = shape[0]
+            mid = conv_out(shape, 3, stride, 1, n)
+            a1, _ = weighted("conv2d", src, shape, mid, (n, c, 3, 3), typical_in, k=3, s=stride, p=1)
+            a2, ta = weighted("conv2d", a1, mid, mid, (n, n, 3, 3), spike_in, k=3, p=1, fire=False)
+            out_b = conv_out(shape, 1, stride, 0, n)
+            w = None
+            if shortcut == "identity":
+                if n != c or stride != 1:
+                    raise ValueError(f"an identity shortcut needs out_ch == {c} and stride 1, not {n}, {stride}")
+                w = np.zeros((n, c, 1, 1), dtype=np.int64)
+                w[np.arange(n), np.arange(n), 0, 0] = rng.integers(1, wmax + 1, size=n)
+            b_, tb = weighted("conv2d", src, shape, out_b, (n, c, 1, 1), typical_in, k=1, s=stride, w=w, fire=False)
+            out = mid
+        elif kind == "dense":
+            if len(shape) > 1:
+                layers.append(Layer(kind="flatten", in_shape=shape, out_shape=(int(np.prod(shape)),), inputs=(src,)))
+                src, shape = len(layers) - 1, (int(np.prod(shape)),)
+            a1, _ = weighted("dense", src, shape, (n,), (n, shape[0]), typical_in)
+            a2, ta = weighted("dense", a1, (n,), (n,), (n, n), spike_in, fire=False)
+            b_, tb = weighted("dense", src, shape, (n,), (n, shape[0]), typical_in, fire=False)
+            out = (n,)
+        else:
+            raise ValueError(f"unknown block {kind!r}")
+        layers.append(Layer(kind="add", in_shape=out, out_shape=out, inputs=(a2, b_),
+                            neuron=random_neuron(rng, coding, timesteps, max(2, (ta + tb) // 3))))
+        src, shape, typical_in = len(layers) - 1, out, spike_in
+    if head == "conv" and len(shape) == 3:
+        out = conv_out(shape, 3, 1, 1, 2)
+        src, _ = weighted("conv2d", src, shape, out, (2, shape[0], 3, 3), typical_in, k=3, p=1)
+        shape = out
+    elif head == "pool" and len(shape) == 3:
+        out = (shape[0], shape[1] // 2, shape[2] // 2)
+        layers.append(Layer(kind="avgpool2d", in_shape=shape, out_shape=out, kernel=2, stride=2, inputs=(src,)))
+        src, shape, typical_in = len(layers) - 1, out, typical_in * 4
+    if len(shape) > 1:
+        layers.append(Layer(kind="flatten", in_shape=shape, out_shape=(int(np.prod(shape)),), inputs=(src,)))
+        src, shape = len(layers) - 1, (int(np.prod(shape)),)
+    weighted("dense", src, shape, (n_classes,), (n_classes, shape[0]), typical_in, fire=False)
+    net = Network(name="random_residual", coding=coding, timesteps=timesteps, input=inp, layers=layers,
+                  provenance={"source": "snnfpga.testing.random_residual_network", "seed": seed})
+    for i, layer in enumerate(net.layers):
+        if layer.weighted or layer.kind == "add":
             layer.acc_bits = layer_acc_bits(net, i)
     return net
 

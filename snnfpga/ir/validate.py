@@ -70,10 +70,12 @@ def validate(net: Network, where: str = "<in memory>") -> None:
     wl = [i for i, layer in enumerate(net.layers) if layer.weighted]
     if not wl:
         raise r.fail("layers", "must hold at least one dense or conv2d layer")
+    for i in range(len(net.layers)):  # the graph's structure first: later checks rely on it
+        _check_sources(r, net, i, f"layers[{i}]")
     shapes: dict[int, tuple[int, ...]] = {INPUT: tuple(inp.shape)}
     for i, layer in enumerate(net.layers):
         p = f"layers[{i}]"
-        srcs = _check_sources(r, net, i, p)
+        srcs = net.sources(i)
         if layer.kind == "add":
             _check_add(r, net, i, p, shapes, T)
             shapes[i] = tuple(layer.out_shape)
@@ -147,6 +149,14 @@ def _check_sources(r: Reader, net: Network, i: int, p: str) -> tuple[int, ...]:
                              f"{layer.kind} (layer {i}) follows the output layer {j}, which does not fire")
             raise r.fail(f"{p}.inputs", f"layer {j} ({src.kind}) has no neuron and sends nothing; only an "
                                         "add reads a membrane")
+        if layer.kind == "add":
+            if src is None or not src.weighted or src.neuron is not None:
+                what = "the input" if src is None else src.kind + (" with a neuron" if src.neuron is not None else "")
+                raise r.fail(f"{p}.inputs", f"an add sums the membranes of two dense/conv2d layers without a "
+                                            f"neuron; input {j} is {what}")
+            if net.consumers(j) != [i]:
+                raise r.fail(f"{p}.inputs", f"layer {j} charges add {i} and must be read by nothing else, "
+                                            f"not by layers {net.consumers(j)}")
     return srcs
 
 
@@ -154,24 +164,6 @@ def _check_add(r: Reader, net: Network, i: int, p: str, shapes: dict[int, tuple[
     """An add's two branches: weighted layers without a neuron, read by this add alone, of its
     shape and membrane (``acc_bits``, ``scale``); the add fires (it carries the neuron)."""
     layer = net.layers[i]
-    for j in net.sources(i):
-        src = net.layers[j] if j != INPUT else None
-        if src is None or not src.weighted or src.neuron is not None:
-            raise r.fail(f"{p}.inputs", f"an add sums the membranes of two dense/conv2d layers without a "
-                                        f"neuron; input {j} is {'the input' if src is None else src.kind}"
-                                        f"{' with a neuron' if src is not None and src.neuron is not None else ''}")
-        if net.consumers(j) != [i]:
-            raise r.fail(f"{p}.inputs", f"layer {j} charges add {i} and must be read by nothing else, "
-                                        f"not by layers {net.consumers(j)}")
-        if tuple(shapes[j]) != tuple(layer.out_shape) or tuple(layer.in_shape) != tuple(layer.out_shape):
-            raise r.fail(f"{p}.out_shape", f"must equal in_shape and layer {j}'s output {list(shapes[j])}, "
-                                           f"not {list(layer.out_shape)!r}")
-        if src.acc_bits != layer.acc_bits:
-            raise r.fail(f"layers[{j}].acc_bits", f"must equal add layer {i}'s acc_bits {layer.acc_bits} "
-                                                  f"(one membrane), not {src.acc_bits!r}")
-        if not math.isclose(src.scale, layer.scale, rel_tol=1e-9):
-            raise r.fail(f"layers[{j}].scale", f"must equal add layer {i}'s scale {layer.scale!r} "
-                                               f"(one membrane unit), not {src.scale!r}")
     if not net.consumers(i):
         raise r.fail(f"{p}.kind", f"add layer {i} is read by no layer (the output layer must be dense or conv2d)")
     _check_neuron(r, layer.neuron, net.coding, T, f"{p}.neuron", required=True)
@@ -182,6 +174,17 @@ def _check_add(r: Reader, net: Network, i: int, p: str, shapes: dict[int, tuple[
         raise r.fail(f"{p}.acc_bits", f"is {layer.acc_bits} but the worst-case bound needs {need}")
     if not (math.isfinite(layer.scale) and layer.scale > 0):
         raise r.fail(f"{p}.scale", f"must be a positive finite number, not {layer.scale!r}")
+    for j in net.sources(i):
+        src = net.layers[j]
+        if tuple(shapes[j]) != tuple(layer.out_shape) or tuple(layer.in_shape) != tuple(layer.out_shape):
+            raise r.fail(f"{p}.out_shape", f"must equal in_shape and layer {j}'s output {list(shapes[j])}, "
+                                           f"not {list(layer.out_shape)!r}")
+        if src.acc_bits != layer.acc_bits:
+            raise r.fail(f"layers[{j}].acc_bits", f"must equal add layer {i}'s acc_bits {layer.acc_bits} "
+                                                  f"(one membrane), not {src.acc_bits!r}")
+        if not math.isclose(src.scale, layer.scale, rel_tol=1e-9):
+            raise r.fail(f"layers[{j}].scale", f"must equal add layer {i}'s scale {layer.scale!r} "
+                                               f"(one membrane unit), not {src.scale!r}")
 
 
 def _check_graph(r: Reader, net: Network, output: int) -> None:
