@@ -26,7 +26,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
-                        "encode, or each weight scaled on arrival (one slot: less memory); auto: slots (default)")
+                        "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
     p.add_argument("--baud", type=int, default=None, help="UART baud rate (default 115200)")
     p.add_argument("--list-boards", action="store_true", help="list the supported boards and exit")
     p.add_argument("--no-pnr", action="store_true", help="write the files only, run no toolchain")

@@ -18,7 +18,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
-                        "encode, or each weight scaled on arrival (one slot: less memory); auto: slots (default)")
+                        "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
     p.add_argument("--name", default="snn_top", help="top module name (default snn_top)")
     p.set_defaults(func=_handler)
 

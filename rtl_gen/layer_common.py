@@ -28,6 +28,7 @@ overlaps encoding frame f (step t).
 
 from __future__ import annotations
 
+import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
 from amaranth.lib import stream, wiring
 from amaranth.lib.memory import Memory, ReadPort
@@ -35,14 +36,14 @@ from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2, exact_log2
 
 from snnfpga.errors import BadOption, Unsupported
-from snnfpga.ir import Layer, Network, weighted_layers
+from snnfpga.ir import INPUT, Layer, Network, weighted_layers
 
 from .events import event_signature, index_bits, pixel_shape, result_signature, time_bits
 from .luts import const_divmod, const_mul, pack_words, window_ranges
 
 __all__ = ["DenseLayerBase", "LayerCore", "PartialSumBanks", "DecodePipeline", "WindowDecode", "check_lanes",
            "check_supported", "source_neuron", "wiring_before", "DECODES", "check_decode", "decode_lut",
-           "resolve_decode"]
+           "resolve_decode", "producer", "add_decode_mode", "BranchDecode"]
 
 
 def check_lanes(lanes: object) -> int:
@@ -56,46 +57,89 @@ def _check_count(name: str, value: object, minimum: int = 1) -> None:
         raise TypeError(f"{name} must be an integer >= {minimum}, not {value!r}")
 
 
-def wiring_before(net: Network, index: int) -> list[Layer]:
-    """The weightless layers (flatten, avgpool2d) that layer ``index``'s decode remaps: those
-    after the previous weighted layer (or the input) and after any ``maxpool2d``. A max pool is
-    a stage of its own (:mod:`.layer_maxpool`) that sends pooled indices, so the consumer sees
-    the pooled shape."""
-    out: list[Layer] = []
-    for layer in net.layers[:index]:
-        out = [] if layer.weighted or layer.kind == "maxpool2d" else out + [layer]
+def _wiring_indices(net: Network, index: int) -> list[int]:
+    """IR indices of the flattens and sum pools between layer ``index`` and its stream."""
+    out: list[int] = []
+    j = net.sources(index)[0]
+    while j != INPUT and net.layers[j].kind in ("flatten", "avgpool2d"):
+        out.insert(0, j)
+        j = net.sources(j)[0]
     return out
 
 
-def check_supported(net: Network) -> None:
-    """Dense and conv2d layers, with flatten and at most one avgpool2d between weighted
-    layers; the output layer is dense or a conv2d with one output position (its result beats
-    leave in channel order). ``maxpool2d`` (TTFS only, where the IR puts it: after a spiking
-    stage, unsigned direct pixels or another max pool) is a stage of its own."""
+def wiring_before(net: Network, index: int) -> list[Layer]:
+    """The weightless layers (flatten, avgpool2d) that layer ``index``'s decode remaps, in
+    order: those between it and the stream it reads (:func:`producer`), found by following
+    ``net.sources`` (a graph) back to the input, a spiking layer or a ``maxpool2d``. A max
+    pool is a stage of its own (:mod:`.layer_maxpool`) that sends pooled indices, so the
+    consumer sees the pooled shape."""
+    return [net.layers[j] for j in _wiring_indices(net, index)]
+
+
+def producer(net: Network, index: int) -> int:
+    """The stream layer ``index`` reads: ``INPUT`` (pixels or the input encoder's events), a
+    spiking layer (weighted with a neuron, or ``add``) or a ``maxpool2d``; the flattens and
+    sum pools in between are address remaps in the reader's decode (:func:`wiring_before`)."""
+    j = net.sources(index)[0]
+    while j != INPUT and net.layers[j].kind in ("flatten", "avgpool2d"):
+        j = net.sources(j)[0]
+    return j
+
+
+def add_decode_mode(net: Network, branch: int, decode: str) -> str:
+    """Where branch ``branch`` of an add scales its input spikes: ``"none"`` (rate, direct
+    pixels) or ``"arrival"``. Each branch's source has its own decode LUT and the two share
+    one membrane, so per-(kind, t) slots cannot hold both; ``"auto"`` means ``"arrival"``
+    here and ``"slots"`` is refused (:class:`Unsupported` naming the add)."""
+    mode = resolve_decode(net, branch, decode)
+    if mode == "slots":
+        if decode == "slots":
+            add = net.branch_of(branch)
+            raise Unsupported(f"rtl_gen builds add layer {add} (a residual add) with decode='arrival' only "
+                              f"(each branch's source has its own decode LUT); layer {branch} is one of its "
+                              f"branches: use decode='arrival' or 'auto'")
+        return "arrival"
+    return mode
+
+
+def check_supported(net: Network, decode: str = "auto") -> None:
+    """Dense and conv2d layers, with flatten and at most one avgpool2d between a weighted layer
+    and the stream it reads; the output layer is dense or a conv2d with one output position
+    (its result beats leave in channel order). ``maxpool2d`` (TTFS only, where the IR puts it:
+    after a spiking stage, unsigned direct pixels or another max pool) is a stage of its own.
+    Graphs: ``add`` (residual) layers in every coding, with ``decode`` ``"auto"`` or
+    ``"arrival"`` for (SC-)TTFS; in rate coding no branch may read direct pixels (their
+    current is decoded once per frame, the other branch's once per step)."""
     wl = weighted_layers(net)
-    pools = 0
     for i, layer in enumerate(net.layers):
-        if layer.kind not in ("dense", "conv2d", "flatten", "avgpool2d", "maxpool2d"):
+        if layer.kind not in ("dense", "conv2d", "flatten", "avgpool2d", "maxpool2d", "add"):
             raise Unsupported(f"rtl_gen does not support layer {i} ({layer.kind!r})")
         if layer.kind == "maxpool2d" and net.coding != "ttfs":
             raise Unsupported(f"rtl_gen builds maxpool2d in ttfs coding only; layer {i} ('maxpool2d') "
                               f"is in {net.coding!r}")
-        if layer.kind == "avgpool2d":
-            pools += 1
-            if pools > 1:
-                raise Unsupported(f"rtl_gen supports one avgpool2d between weighted layers; layer {i} is a second one")
-        if layer.weighted:
-            pools = 0
+        pools = [j for j in _wiring_indices(net, i) if net.layers[j].kind == "avgpool2d"] if layer.weighted else []
+        if len(pools) > 1:
+            raise Unsupported(f"rtl_gen supports one avgpool2d between weighted layers; layer {pools[1]} is a second one")
         if layer.kind == "conv2d" and layer is wl[-1] and layer.n_out != layer.out_shape[0]:
             raise Unsupported(f"rtl_gen supports a conv2d output layer with one output position only; layer {i} "
                               f"(the output layer) is 'conv2d' with output shape {list(layer.out_shape)}")
+        if layer.kind == "add":
+            for j in net.sources(i):
+                if net.coding == "rate" and source_neuron(net, j) is None:
+                    raise Unsupported(f"rtl_gen does not build add layer {i} in rate coding with a branch fed "
+                                      f"direct pixels (layer {j}): that branch's current is decoded once per "
+                                      "frame, the other's once per step")
+                add_decode_mode(net, j, decode)
 
 
 def source_neuron(net: Network, index: int):
-    """The neuron whose spikes feed layer ``index`` (None: direct pixels)."""
-    prev = [i for i, layer in enumerate(net.layers[:index]) if layer.weighted]
-    if prev:
-        return net.layers[prev[-1]].neuron
+    """The neuron whose spikes feed layer ``index`` (None: direct pixels), found by following
+    ``net.sources`` through weightless layers (a max pool forwards its source's spikes)."""
+    j = net.sources(index)[0]
+    while j != INPUT and not (net.layers[j].weighted or net.layers[j].kind == "add"):
+        j = net.sources(j)[0]
+    if j != INPUT:
+        return net.layers[j].neuron
     if net.input.input_coding == "spikes":
         return net.input.neuron
     return None
@@ -144,18 +188,17 @@ def resolve_decode(net: Network, index: int, decode: str) -> str:
     pixels), ``"slots"`` (per-(kind, t) partial sums, scaled on the encode side) or
     ``"arrival"`` (each weight scaled as its event arrives, one partial sum).
 
-    ``"auto"`` is ``"slots"`` for now. ``"arrival"`` costs the same multipliers (one per lane,
-    none when the LUT is 0 and powers of two), keeps one partial sum per neuron and bank
-    instead of ``T`` or ``2T`` and reads one word per neuron on encode instead of one per slot
-    (measured in docs/hardware.md, "Decode scaling"); it is left opt-in only because the
-    default fixes figures that were measured by place and route (the block RAM counts pinned in
-    tests/test_boards_registry.py and tests/test_boards_build.py, docs/hardware.md's tables).
-    Switching ``auto`` to ``"arrival"`` is this one line once those are measured again.
+    ``"auto"`` is ``"arrival"``: it costs the same number of multipliers (one per lane, none
+    when the LUT is 0 and powers of two) and narrower ones (weight × decode value instead of
+    partial sum × decode value), keeps one partial sum per neuron and bank instead of ``T`` or
+    ``2T`` and reads one word per neuron on encode instead of one per slot (measured in
+    docs/hardware.md, "Decode scaling": 15 instead of 23 iCE40 block RAMs and 3 instead of 5
+    DSPs for the digits CNN, 7-8 % lower latency, the same frame interval).
     """
     check_decode(decode)
     if decode_lut(net, index) is None:
         return "none"
-    return "slots" if decode == "auto" else decode
+    return "arrival" if decode == "auto" else decode
 
 
 def input_beat(inp, *, direct: bool, n_in: int, slots: int, timesteps: int,
@@ -679,6 +722,140 @@ class WindowDecode(wiring.Component):
         return m
 
 
+class DecodeSide:
+    """The decode side of weighted layer ``index``: its weight memory (filled from the IR) and
+    its decode pipeline (:class:`DecodePipeline`, or :class:`WindowDecode` for conv2d or after
+    a sum pool), shared by :class:`DenseLayerBase` and :class:`BranchDecode`.
+
+    Attributes are those :class:`DenseLayerBase` documents (``src``, ``direct``, ``wb``,
+    ``decode_mode``, ``decs``, ``shifts``, ``slots``, ``pool``, ``weights``, ``decode``) plus
+    ``weights_rp``, the weight memory's read port.
+    """
+
+    def __init__(self, net: Network, index: int, *, lanes: int, groups: int, words: int, acc_bits: int,
+                 decode_mode: str):
+        layer: Layer = net.layers[index]
+        self.src = source_neuron(net, index)
+        self.direct = self.src is None
+        self.wb = layer.weight_bits
+        self.decode_mode = decode_mode
+        self.decs = decode_lut(net, index)
+        self.shifts = power_of_two_shifts(self.decs) if self.decs is not None else None
+        # scaling on arrival: every partial sum is a sum of W·dec over a subset of the frame's
+        # events, within the membrane range snnfpga.ir.bounds proves for acc_bits (each input's
+        # share is W·x with x in {0, dec_enc, dec_cal, dec_enc + dec_cal} ⊂ its input range)
+        self.slots = len(self.decs) if decode_mode == "slots" else 1
+        pixels = pixel_shape(net.input.bits, net.input.signed)
+        pools = [w for w in wiring_before(net, index) if w.kind == "avgpool2d"]
+        self.pool = pools[0] if pools else None
+        conv = layer.kind == "conv2d"
+        w = layer.weight
+        rows_of = _lane_rows(groups, lanes)
+        if conv:
+            ci, k = layer.in_shape[0], layer.kernel
+            rows = [row for c in range(ci) for ky in range(k) for kx in range(k)
+                    for row in rows_of([int(x) for x in w[:, c, ky, kx]])]
+            wdepth = ci * k * k * groups
+        else:
+            rows = [row for i in range(layer.n_in) for row in rows_of([int(x) for x in w[:, i]])]
+            wdepth = layer.n_in * groups
+        self.weights = Memory(shape=unsigned(lanes * self.wb), depth=wdepth, init=pack_words(rows, self.wb))
+        self.weights_rp = self.weights.read_port()
+        common = dict(groups=groups, slots=self.slots, timesteps=net.timesteps, lanes=lanes, weight_bits=self.wb,
+                      acc_bits=acc_bits, pixel_shape=pixels if self.direct else None,
+                      decs=self.decs if decode_mode == "arrival" else None)
+        if not conv and self.pool is None:
+            self.decode = DecodePipeline(n_in=layer.n_in, **common)
+        else:
+            pool = conv_p = None
+            if self.pool is not None:
+                pl = self.pool
+                pool = (pl.kernel, pl.stride, pl.padding, pl.out_shape[1], pl.out_shape[2])
+                src_shape = pl.in_shape
+            else:
+                src_shape = layer.in_shape
+            if conv:
+                conv_p = (layer.kernel, layer.stride, layer.padding, layer.out_shape[1], layer.out_shape[2])
+            self.decode = WindowDecode(src_shape=src_shape, pool=pool, conv=conv_p, weight_depth=wdepth, **common)
+
+
+def _lane_rows(groups: int, lanes: int):
+    def rows(per_neuron: list[int]) -> list[list[int]]:
+        padded = list(per_neuron) + [0] * (groups * lanes - len(per_neuron))
+        return [padded[g * lanes:(g + 1) * lanes] for g in range(groups)]
+    return rows
+
+
+class BranchDecode(wiring.Component):
+    """One branch of a residual ``add`` (a weighted layer without a neuron): the decode side of
+    that layer (:class:`DecodeSide`: its weights, window geometry, sum pool, decode LUT
+    scaling on arrival) filling its own double-banked partial sums (:class:`PartialSumBanks`),
+    whose encode bank the add core reads (summed with the other branch's).
+
+    Parameters
+    ----------
+    net : Network
+    index : int
+        The branch's IR index.
+    lanes, groups, words, acc_bits : int
+        The add core's (both branches have the add's shape and ``acc_bits``).
+    decode_mode : str
+        ``"none"`` or ``"arrival"`` (:func:`add_decode_mode`).
+
+    Attributes
+    ----------
+    weights : Memory
+        Submodule ``weights``.
+    psums : :class:`PartialSumBanks`
+        Submodule ``psums`` (``words`` words a bank: one slot).
+    decode : :class:`DecodePipeline` or :class:`WindowDecode`
+        Submodule ``decode``.
+
+    Members
+    -------
+    i_stream : ``In(...)``
+        The branch's input events (or pixels).
+    encode : ``Out(PartialSumBanks.PortSignature(...))``
+        The encode bank.
+    busy : ``In(1)``
+        The next hand-over waits while set.
+    start : ``Out(1)``
+        One-cycle pulse: the decode bank holds a complete batch and becomes the encode bank.
+    """
+
+    def __init__(self, net: Network, index: int, *, lanes: int, groups: int, words: int, acc_bits: int,
+                 decode_mode: str):
+        if decode_mode not in ("none", "arrival"):
+            raise ValueError(f"decode_mode must be 'none' or 'arrival', not {decode_mode!r}")
+        self.index = index
+        side = DecodeSide(net, index, lanes=lanes, groups=groups, words=words, acc_bits=acc_bits,
+                          decode_mode=decode_mode)
+        self.decode_mode, self.wb, self.n_in = decode_mode, side.wb, net.layers[index].n_in
+        self.weights, self.decode, self._weights_rp = side.weights, side.decode, side.weights_rp
+        self.psums = PartialSumBanks(width=lanes * acc_bits, depth=words)
+        port = PartialSumBanks.PortSignature(addr_width=ceil_log2(words), width=lanes * acc_bits)
+        super().__init__({"i_stream": self.decode.signature.members["i_stream"], "encode": Out(port),
+                          "busy": In(1), "start": Out(1)})
+
+    @property
+    def memories(self) -> tuple[tuple[str, str, Memory], ...]:
+        return (("weights", "weights", self.weights),
+                *((f"psums.{path}", role, mem) for path, role, mem in self.psums.memories))
+
+    def elaborate(self, platform) -> Module:
+        m = Module()
+        m.submodules.weights = self.weights
+        m.submodules.psums = psums = self.psums
+        m.submodules.decode = decode = self.decode
+        wiring.connect(m, wiring.flipped(self.i_stream), decode.i_stream)
+        wiring.connect(m, self._weights_rp, decode.weights)
+        wiring.connect(m, psums.decode, decode.psum)
+        wiring.connect(m, wiring.flipped(self.encode), psums.encode)
+        m.d.comb += [decode.hold.eq(psums.clearing), decode.busy.eq(self.busy), psums.swap.eq(decode.start),
+                     self.start.eq(decode.start)]
+        return m
+
+
 class DenseLayerBase(wiring.Component):
     """A dense or conv2d layer core (subclasses add the encode side); see the module docstring.
 
@@ -738,13 +915,13 @@ class DenseLayerBase(wiring.Component):
     def __init__(self, net: Network, index: int, *, lanes: int = 1, decode: str = "auto"):
         lanes = check_lanes(lanes)
         layer: Layer = net.layers[index]
-        if layer.kind not in ("dense", "conv2d"):
-            raise NotImplementedError(f"layer {index} is {layer.kind!r}; this core implements dense and conv2d layers")
+        if layer.kind not in ("dense", "conv2d", "add"):
+            raise NotImplementedError(f"layer {index} is {layer.kind!r}; this core implements dense, conv2d "
+                                      "and add layers")
         self.net, self.index, self.layer, self.lanes = net, index, layer, lanes
         self.T = net.timesteps
         self.tb = time_bits(self.T)
-        self.n_in, self.n_out = layer.n_in, layer.n_out
-        self.conv = layer.kind == "conv2d"
+        self.n_out = layer.n_out
         #: output channels (dense: neurons) and output positions (dense: 1); neuron
         #: ``j = channel·positions + position`` (C order)
         self.channels = layer.out_shape[0]
@@ -753,52 +930,41 @@ class DenseLayerBase(wiring.Component):
         #: partial-sum words per slot and bank: ``positions × groups``, word ``position·groups + g``
         self.words = self.positions * self.groups
         self.is_output = layer is weighted_layers(net)[-1]
-        self.src = source_neuron(net, index)
-        self.direct = self.src is None
         self.ab = layer.acc_bits
-        self.wb = layer.weight_bits
-        self.decode_mode = resolve_decode(net, index, decode)
-        self.decs = decode_lut(net, index)
-        self.shifts = power_of_two_shifts(self.decs) if self.decs is not None else None
-        # scaling on arrival: every partial sum is a sum of W·dec over a subset of the frame's
-        # events, within the membrane range snnfpga.ir.bounds proves for acc_bits (each input's
-        # share is W·x with x in {0, dec_enc, dec_cal, dec_enc + dec_cal} ⊂ its input range)
-        self.slots = len(self.decs) if self.decode_mode == "slots" else 1
-        pixels = pixel_shape(net.input.bits, net.input.signed)
-        pools = [w for w in wiring_before(net, index) if w.kind == "avgpool2d"]
-        self.pool = pools[0] if pools else None
-
-        w = layer.weight
-        if self.conv:
-            ci, k = layer.in_shape[0], layer.kernel
-            rows = [row for c in range(ci) for ky in range(k) for kx in range(k)
-                    for row in self.lane_rows([int(x) for x in w[:, c, ky, kx]])]
-            wdepth = ci * k * k * self.groups
-        else:
-            rows = [row for i in range(self.n_in) for row in self.lane_rows([int(x) for x in w[:, i]])]
-            wdepth = self.n_in * self.groups
-        self.weights = self.word_memory(rows, self.wb, wdepth)
-        self._weights_rp = self.weights.read_port()
+        if layer.kind == "add":
+            # a residual add: one decode side per branch (its own weights, geometry and
+            # partial-sum banks), one encode side over the sum of the two banks
+            self.branches: tuple[BranchDecode, ...] = tuple(
+                BranchDecode(net, j, lanes=lanes, groups=self.groups, words=self.words, acc_bits=self.ab,
+                             decode_mode=add_decode_mode(net, j, decode)) for j in net.sources(index))
+            self.conv = self.positions > 1
+            self.n_in = sum(br.n_in for br in self.branches)
+            self.wb = max(br.wb for br in self.branches)
+            self.src, self.direct = None, False
+            self.decode_mode = "arrival" if any(br.decode_mode == "arrival" for br in self.branches) else "none"
+            self.decs = self.shifts = self.pool = None
+            self.slots = 1
+            self.weights = self.psums = self.decode = None
+            bias = sum(np.asarray(net.layers[br.index].bias, dtype=np.int64) for br in self.branches)
+            self.bias = self.word_memory(self.lane_rows([int(b) for b in bias]), self.ab, self.groups)
+            self._bias_rp = self.bias.read_port()
+            members = {f"i_branch{br.index}": br.signature.members["i_stream"] for br in self.branches}
+            members["o_events"] = Out(event_signature(index_bits(self.n_out), self.tb))
+            super().__init__(members)
+            return
+        self.branches = ()
+        self.n_in = layer.n_in
+        self.conv = layer.kind == "conv2d"
+        side = DecodeSide(net, index, lanes=lanes, groups=self.groups, words=self.words, acc_bits=self.ab,
+                          decode_mode=resolve_decode(net, index, decode))
+        self.src, self.direct, self.wb = side.src, side.direct, side.wb
+        self.decode_mode, self.decs, self.shifts = side.decode_mode, side.decs, side.shifts
+        self.slots, self.pool = side.slots, side.pool
+        self.weights, self.decode = side.weights, side.decode
+        self._weights_rp = side.weights_rp
         self.bias = self.word_memory(self.lane_rows([int(b) for b in layer.bias]), self.ab, self.groups)
         self._bias_rp = self.bias.read_port()
         self.psums = PartialSumBanks(width=lanes * self.ab, depth=self.slots * self.words)
-        common = dict(groups=self.groups, slots=self.slots, timesteps=self.T, lanes=lanes, weight_bits=self.wb,
-                      acc_bits=self.ab, pixel_shape=pixels if self.direct else None,
-                      decs=self.decs if self.decode_mode == "arrival" else None)
-        if not self.conv and self.pool is None:
-            self.decode = DecodePipeline(n_in=self.n_in, **common)
-        else:
-            pool = conv = None
-            if self.pool is not None:
-                pl = self.pool
-                pool = (pl.kernel, pl.stride, pl.padding, pl.out_shape[1], pl.out_shape[2])
-                src_shape = pl.in_shape
-            else:
-                src_shape = layer.in_shape
-            if self.conv:
-                conv = (layer.kernel, layer.stride, layer.padding, layer.out_shape[1], layer.out_shape[2])
-            self.decode = WindowDecode(src_shape=src_shape, pool=pool, conv=conv, weight_depth=wdepth, **common)
-
         members = {"i_stream": self.decode.signature.members["i_stream"]}
         if self.is_output:
             self.cls_bits = index_bits(self.n_out)
@@ -848,14 +1014,21 @@ class DenseLayerBase(wiring.Component):
 
     @property
     def memories(self) -> tuple[tuple[str, str, Memory], ...]:
-        """``(submodule path, role, memory)`` of every memory inside this core."""
+        """``(submodule path, role, memory)`` of every memory inside this core (an add: the
+        bias, then each branch's weights and partial-sum banks under ``branch<j>``)."""
+        if self.branches:
+            return (("bias", "bias", self.bias),
+                    *((f"branch{br.index}.{path}", role, mem) for br in self.branches for path, role, mem in br.memories))
         return (("weights", "weights", self.weights), ("bias", "bias", self.bias),
                 *((f"psums.{path}", role, mem) for path, role, mem in self.psums.memories))
 
     @property
     def multipliers(self) -> int:
         """Hardware multipliers: the decode side's (``W·x`` of direct input, ``W·dec`` when
-        scaling on arrival by a LUT that is not powers of two: one per lane)."""
+        scaling on arrival by a LUT that is not powers of two: one per lane); an add's, both
+        branches'."""
+        if self.branches:
+            return sum(br.decode.multipliers for br in self.branches)
         return self.decode.multipliers
 
     # -- helpers for subclasses
@@ -871,6 +1044,8 @@ class DenseLayerBase(wiring.Component):
                       init=pack_words(rows, width) if rows is not None else [])
 
     def elaborate(self, platform) -> Module:
+        if self.branches:
+            return self._elaborate_add()
         m = Module()
         m.submodules.weights = self.weights
         m.submodules.bias = self.bias
@@ -882,6 +1057,50 @@ class DenseLayerBase(wiring.Component):
         busy = Signal()      # driven by the encode side; the next hand-over waits while set
         m.d.comb += [decode.hold.eq(psums.clearing), decode.busy.eq(busy), psums.swap.eq(decode.start)]
         self.elaborate_encode(m, psums.encode, start=decode.start, busy=busy)
+        return m
+
+    def _elaborate_add(self) -> Module:
+        """An add: each branch decodes into its own banks and hands a complete batch over
+        (``full``); the encode side starts once every branch is full and reads the lane-wise
+        sum of the branches' encode banks (clearing both). A branch that finished its batch
+        decodes the next one into its other bank meanwhile; its next hand-over waits until the
+        encode side has taken the batch and is idle (``busy``)."""
+        m = Module()
+        m.submodules.bias = self.bias
+        L, ab = self.lanes, self.ab
+        busy = Signal()
+        full = []
+        for br in self.branches:
+            m.submodules[f"branch{br.index}"] = br
+            wiring.connect(m, wiring.flipped(getattr(self, f"i_branch{br.index}")), br.i_stream)
+            f = Signal(name=f"full{br.index}")
+            m.d.comb += br.busy.eq(f | busy)
+            with m.If(br.start):
+                m.d.sync += f.eq(1)
+            full.append(f)
+        start = Signal()
+        ready = ~busy
+        for f in full:
+            ready = ready & f
+        m.d.comb += start.eq(ready)               # every branch full and the encode side idle
+        with m.If(start):
+            m.d.sync += [f.eq(0) for f in full]
+        width = L * ab
+        aw = ceil_log2(self.words)
+        bank = PartialSumBanks.PortSignature(addr_width=aw, width=width).flip().create(path=("sum",))
+        for br in self.branches:
+            m.d.comb += [br.encode.r_addr.eq(bank.r_addr), br.encode.w_addr.eq(bank.w_addr),
+                         br.encode.w_data.eq(bank.w_data), br.encode.w_en.eq(bank.w_en)]
+        # the sum of both branches' partial sums lies in the add's proven range (bounds.py sums
+        # the branches' charges), so acc_bits holds it exactly
+        terms = []
+        for k in range(L):
+            t = lane(self.branches[0].encode.r_data, k, ab)
+            for br in self.branches[1:]:
+                t = t + lane(br.encode.r_data, k, ab)
+            terms.append(t[:ab])
+        m.d.comb += bank.r_data.eq(Cat(*terms))
+        self.elaborate_encode(m, bank, start=start, busy=busy)
         return m
 
     def elaborate_encode(self, m: Module, bank, *, start: Value, busy: Signal) -> None:  # pragma: no cover

@@ -107,7 +107,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--lanes", type=int, default=4, help="weights read per cycle in the generated cores (default: 4)")
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
-                        "encode, or each weight scaled on arrival (one slot: less memory); auto: slots (default)")
+                        "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
     p.add_argument("--board", default=None,
                    help="also build for this board (see 'snnfpga build --list-boards'): resources, fmax, fps, frames/W")
     p.set_defaults(func=cmd_run)

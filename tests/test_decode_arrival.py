@@ -126,13 +126,13 @@ def test_arrival_is_not_slower():
 
 def test_description_follows_the_choice():
     """slots: T or 2T partial sums per neuron, the encode side scales; arrival: 1, the decode side
-    scales with as many multipliers; auto is slots (for now); layers without a LUT are unaffected."""
+    scales with as many multipliers; auto is arrival; layers without a LUT are unaffected."""
     in_shape, spec = CONV_SPECS[0]   # (2,5,5) -conv 3x3 p1-> (3,5,5) -pool 2-> (3,2,2) -> dense 3
     net = random_conv_network("sc-ttfs", in_shape, spec=spec, input_coding="spikes", seed=20)
     slots, arrival, auto = (describe(net, lanes=2, decode=d) for d in ("slots", "arrival", "auto"))
     assert [(layer.decode, layer.slots) for layer in slots.layers] == [("slots", 6), ("slots", 6)]
     assert [(layer.decode, layer.slots) for layer in arrival.layers] == [("arrival", 1), ("arrival", 1)]
-    assert auto.layers == slots.layers and (auto.decode, arrival.decode) == ("auto", "arrival")
+    assert auto.layers == arrival.layers and (auto.decode, arrival.decode) == ("auto", "arrival")
     conv_s, conv_a = slots.layers[0], arrival.layers[0]
     assert conv_s.membrane_words == 2 * 6 * 25 * 2 and conv_a.membrane_words == 2 * 1 * 25 * 2
     assert [m.bits for m in slots.memories if m.initialised] == [m.bits for m in arrival.memories if m.initialised]

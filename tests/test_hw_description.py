@@ -198,7 +198,7 @@ def test_conv_power_of_two_decode_has_no_multipliers():
 def test_example_network():
     """The memories of docs/hardware.md's example (SC-TTFS, spike input, lanes = 4)."""
     net = random_network("sc-ttfs", sizes=(64, 16, 4), seed=0, input_coding="spikes")
-    d = describe(net, lanes=4)
+    d = describe(net, lanes=4, decode="slots")
     assert isinstance(d, HardwareDescription)
     ab0, ab1 = net.layers[0].acc_bits, net.layers[1].acc_bits
     assert d.memories == (

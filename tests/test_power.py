@@ -58,7 +58,7 @@ def test_paper_energy():
 def test_activity_from_reference(coding, input_coding):
     net = random_network(coding=coding, input_coding=input_coding, seed=3)
     res = simulate(net, random_frames(net, 8, seed=1))
-    a = power.activity_from_reference(net, res)
+    a = power.activity_from_reference(net, res, decode="slots")  # arrival: tests/test_power.py below
     assert set(power.ACTIVITY_KEYS) <= set(a)
     assert a["multiplies"] == (16 * 12 if input_coding == "direct" else 0)
     assert a["events"] == pytest.approx(float(res.spikes_per_frame().mean()))
@@ -94,7 +94,7 @@ def test_paper_energy_and_counts_have_one_source():
         frames = random_frames(net, 8, seed=1)
         frames[:, ::2] = 0  # the hardware skips zero pixels; so does the count
         res = simulate(net, frames)
-        a = power.activity_from_reference(net, res, frames=frames)
+        a = power.activity_from_reference(net, res, frames=frames, decode="slots")
         per_layer = activity.synaptic_events_per_layer(net, frames, res).mean(axis=0)
         assert a["synaptic_events"] == pytest.approx(float(per_layer.sum()))
         assert a["multiplies"] == pytest.approx(float(per_layer[0]) if input_coding == "direct" else 0.0)

@@ -132,7 +132,7 @@ def test_unsupported_names_what_is_missing():
 def test_description_of_a_conv_layer():
     in_shape, spec = SPECS[0]   # (2,5,5) -conv 3x3 s1 p1-> (3,5,5) -pool 2-> (3,2,2) -> dense 3
     net = random_conv_network("sc-ttfs", in_shape, spec=spec, input_coding="spikes", seed=20)
-    d = describe(net, lanes=2)
+    d = describe(net, lanes=2, decode="slots")
     conv, dense = d.layers
     assert (conv.kind, conv.n_in, conv.n_out, conv.groups, conv.slots) == ("conv2d", 50, 75, 2, 6)
     assert conv.weight_words == 2 * 3 * 3 * 2                 # (ci, ky, kx) × groups
