@@ -21,7 +21,11 @@ Architecture (DESIGN.md §4; ports and summary JSON pinned by docs/hardware.md):
 - maxpool2d (TTFS) is a stage of its own (:mod:`.layer_maxpool`): it keeps each pooled
   element's earliest spike of the frame and sends one event per non-silent element at the end
   marker (events arrive in neuron order, not time order); the next layer decodes pooled indices.
-- :class:`NetworkTop` chains the stages and adds the counters and per-stage taps;
+- Graphs (residual networks): an ``add`` layer is one core whose two branch decode sides
+  (each its own weights, geometry and partial-sum banks, scaling on arrival) feed one encode
+  side that fires on their sum; a stream read by several layers is broadcast
+  (:mod:`.fanout`). See docs/hardware.md, "Residual add and fan-out".
+- :class:`NetworkTop` connects the stages and adds the counters and per-stage taps;
   :func:`generate` writes the Verilog and the summary JSON; :mod:`.pysim` runs the top in
   Amaranth's simulator; :func:`describe` returns a :class:`HardwareDescription` of the top
   (every memory, the multipliers, the widths) read from the cores that build it, from which the

@@ -7,6 +7,8 @@ from __future__ import annotations
 
 import argparse
 
+from snnfpga import cli_types as types
+
 __all__ = ["add_parser"]
 
 
@@ -15,7 +17,7 @@ def add_parser(subparsers) -> None:
                               description="Generate the Amaranth network top as Verilog plus its summary JSON.")
     p.add_argument("model", help="the IR file (<name>.snn.json / .snn.npz)")
     p.add_argument("-o", "--out", required=True, help="output directory")
-    p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
+    p.add_argument("--lanes", type=types.lanes, default=1, help="weights read per cycle per layer (default 1)")
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
                         "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")

@@ -30,7 +30,7 @@ from amaranth.lib.memory import Memory
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for
 
-from snnfpga.ir import Layer, Network
+from snnfpga.ir import INPUT, Layer, Network
 
 from .events import event_signature, index_bits, pixel_shape, time_bits
 from .layer_common import PartialSumBanks
@@ -259,7 +259,10 @@ def maxpool_stage(net: Network, index: int) -> MaxPoolStage:
     layer: Layer = net.layers[index]
     if layer.kind != "maxpool2d":
         raise ValueError(f"layer {index} is {layer.kind!r}, not 'maxpool2d'")
-    direct = net.input.input_coding == "direct" and not any(lay.weighted for lay in net.layers[:index])
+    j = net.sources(index)[0]              # follow the graph through other max pools
+    while j != INPUT and net.layers[j].kind == "maxpool2d":
+        j = net.sources(j)[0]
+    direct = net.input.input_coding == "direct" and j == INPUT
     return MaxPoolStage(in_shape=layer.in_shape, kernel=layer.kernel, stride=layer.stride,
                         padding=layer.padding, timesteps=net.timesteps,
                         pixel_shape=pixel_shape(net.input.bits, net.input.signed) if direct else None)

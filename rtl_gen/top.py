@@ -2,8 +2,10 @@
 # (the stage cores made in __init__ are used exactly when the top is)
 """The network top: pixels in, result beats out, counters and per-stage event taps.
 
-Ports are pinned by docs/hardware.md. Stages are chained stream to stream, so any stage may
-stall; each hidden stage's output handshake is copied to ``tap_<stage>_*``. The stage cores
+Ports are pinned by docs/hardware.md. Stages are connected stream to stream by the IR's
+``inputs`` (a chain or a graph); a stream read by several layers goes through a
+:class:`.fanout.Broadcast`, so any stage may stall; each spiking stage's output handshake
+(before any broadcast) is copied to ``tap_<stage>_*``. The stage cores
 (and their memories) exist from construction on, so :meth:`NetworkTop.description` describes
 the hardware without elaborating it.
 """
@@ -14,12 +16,13 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
-from snnfpga.ir import Network, Stage, validate, weighted_layers
+from snnfpga.ir import INPUT, Network, Stage, validate
 
 from .description import HardwareDescription, describe_top
 from .encoder import InputEncoder
 from .events import index_bits, pixel_shape, result_signature, time_bits
-from .layer_common import DenseLayerBase, check_decode, check_lanes, check_supported
+from .fanout import Broadcast
+from .layer_common import DenseLayerBase, check_decode, check_lanes, check_supported, producer
 from .layer_maxpool import MaxPoolStage, maxpool_stage
 from .layer_rate import RateDenseLayer
 from .layer_ttfs import TTFSDenseLayer
@@ -29,22 +32,29 @@ __all__ = ["NetworkTop", "stages"]
 
 def stages(net: Network) -> list[tuple[Stage, int]]:
     """The spiking stages in order: ``(Stage.INPUT, n)`` for an input encoder, then
-    ``(Stage(l), n_out)`` for every hidden weighted layer ``l``."""
+    ``(Stage(l), n_out)`` for every layer ``l`` that fires (a hidden weighted layer with a
+    neuron, or an ``add``; a residual branch charges its add and has no tap)."""
     out: list[tuple[Stage, int]] = []
     if net.input.input_coding == "spikes":
         out.append((Stage.INPUT, net.input.size))
-    out += [(Stage(i), layer.n_out) for i, layer in enumerate(net.layers)
-            if layer.weighted and layer is not weighted_layers(net)[-1]]
+    out += [(Stage(i), layer.n_out) for i, layer in enumerate(net.layers) if net.spiking(i)]
     return out
 
 
-def _check(net: object, lanes: object) -> int:
+def _check(net: object, lanes: object, decode: object = "auto") -> int:
     lanes = check_lanes(lanes)
     if not isinstance(net, Network):
         raise TypeError(f"net must be a snnfpga.ir.Network, not {net!r}")
     validate(net)
-    check_supported(net)
+    check_decode(decode)
+    check_supported(net, decode)
     return lanes
+
+
+def _stream_signature(port) -> stream.Signature:
+    """The (unflipped) stream signature of a reader's input port."""
+    sig = port.signature
+    return sig.flip() if isinstance(sig, wiring.FlippedSignature) else sig
 
 
 class NetworkTop(wiring.Component):
@@ -54,7 +64,8 @@ class NetworkTop(wiring.Component):
     ----------
     net : Network
         A valid IR of dense and conv2d layers (flatten, one avgpool2d between weighted layers,
-        maxpool2d in TTFS, a dense output layer).
+        maxpool2d in TTFS, a dense output layer); a graph with residual ``add`` layers (one
+        core each, decoding both branches) and values read by several layers (broadcast).
     lanes : int
         Weights read per cycle in every layer.
     decode : str
@@ -68,7 +79,8 @@ class NetworkTop(wiring.Component):
     encoder : :class:`.encoder.InputEncoder` or None
         Submodule ``enc_in`` (``input_coding == "spikes"``).
     cores : tuple of :class:`.layer_common.DenseLayerBase`
-        Submodules ``layer<l>``, one per weighted layer ``l``.
+        Submodules ``layer<l>``, one per weighted layer ``l`` that is no add's branch and one
+        per ``add`` layer ``l`` (its branches' decode sides are inside it).
     pools : dict of int to :class:`.layer_maxpool.MaxPoolStage`
         Submodules ``pool<l>``, one per ``maxpool2d`` layer ``l`` (no tap: not a spiking stage).
 
@@ -84,8 +96,7 @@ class NetworkTop(wiring.Component):
         # Reject a bad network before the object exists: every Elaboratable is registered for
         # Amaranth's "created but never used" warning as it is created. ``src_loc_at=1`` points
         # that warning at our caller, not at this line.
-        _check(net, lanes)
-        check_decode(decode)
+        _check(net, lanes, decode)
         return super().__new__(cls, src_loc_at=1)
 
     def __init__(self, net: Network, *, lanes: int = 1, decode: str = "auto"):
@@ -98,8 +109,11 @@ class NetworkTop(wiring.Component):
         self.stages = stages(net)
         self.encoder = InputEncoder(net) if net.input.input_coding == "spikes" else None
         layer_cls = RateDenseLayer if net.coding == "rate" else TTFSDenseLayer
+        # one core per weighted layer that owns its membrane, and one per add (which decodes
+        # its two branches itself)
         self.cores: tuple[DenseLayerBase, ...] = tuple(
-            layer_cls(net, i, lanes=self.lanes, decode=decode) for i, layer in enumerate(net.layers) if layer.weighted)
+            layer_cls(net, i, lanes=self.lanes, decode=decode) for i, layer in enumerate(net.layers)
+            if (layer.weighted and net.branch_of(i) is None) or layer.kind == "add")
         self.pools: dict[int, MaxPoolStage] = {
             i: maxpool_stage(net, i) for i, layer in enumerate(net.layers) if layer.kind == "maxpool2d"}
         members = {
@@ -134,25 +148,36 @@ class NetworkTop(wiring.Component):
         net = self.net
         for name, part in self.parts.items():
             m.submodules[name] = part
-        upstream = wiring.flipped(self.pixels)
-        outputs = {}               # stage -> its event stream
+        # every stream source (the input, a spiking stage, a max pool) and the inputs that read
+        # it; flattens and sum pools are address remaps inside the readers' decode
+        outputs: dict[int, object] = {INPUT: wiring.flipped(self.pixels)}
         if self.encoder is not None:
-            wiring.connect(m, upstream, self.encoder.pixels)
-            upstream = outputs[Stage.INPUT] = self.encoder.o_events
+            wiring.connect(m, wiring.flipped(self.pixels), self.encoder.pixels)
+            outputs[INPUT] = self.encoder.o_events
+        readers: dict[int, list] = {}
         cores = {core.index: core for core in self.cores}
-        for i in range(len(net.layers)):
-            if i in self.pools:    # a max pool sits between its source and the next stage
-                wiring.connect(m, upstream, self.pools[i].i_stream)
-                upstream = self.pools[i].o_stream
+        for i, layer in enumerate(net.layers):
+            if i in self.pools:
+                readers.setdefault(producer(net, i), []).append(self.pools[i].i_stream)
+                outputs[i] = self.pools[i].o_stream
+            elif layer.weighted:
+                add = net.branch_of(i)
+                port = getattr(cores[add], f"i_branch{i}") if add is not None else cores[i].i_stream
+                readers.setdefault(producer(net, i), []).append(port)
+            if i in cores and not cores[i].is_output:
+                outputs[i] = cores[i].o_events
+            elif i in cores:
+                wiring.connect(m, cores[i].result, wiring.flipped(self.result))
+        for src, ports in readers.items():
+            if len(ports) == 1:
+                wiring.connect(m, outputs[src], ports[0])
                 continue
-            if i not in cores:
-                continue
-            core = cores[i]
-            wiring.connect(m, upstream, core.i_stream)
-            if core.is_output:
-                wiring.connect(m, core.result, wiring.flipped(self.result))
-            else:
-                upstream = outputs[Stage(core.index)] = core.o_events
+            fan = Broadcast(_stream_signature(ports[0]), len(ports))
+            m.submodules[f"fanout_{Stage(src).name}"] = fan
+            wiring.connect(m, outputs[src], fan.i_stream)
+            for o, port in zip(fan.outputs, ports):
+                wiring.connect(m, o, port)
+        outputs = {Stage(k): v for k, v in outputs.items() if k == INPUT or net.spiking(k)}
 
         events_now = []
         for s, _n in self.stages:

@@ -181,6 +181,7 @@ def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes
     syn = per_layer.sum(axis=1)
     bound = event_bound_cycles(syn, lanes)
     # pipelined layers: the interval is bounded by the busiest layer, the latency by the sum
+    # (an add core's two branches decode in parallel, each into its own banks: one column each)
     layer_bound = event_bound_cycles(per_layer, lanes).max(axis=1) if len(idx) else np.zeros(0)
     interval = _mean(intervals)
     mean_bound = _mean(bound.tolist())

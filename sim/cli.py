@@ -10,6 +10,8 @@ from __future__ import annotations
 
 import argparse
 
+from snnfpga import cli_types as types
+
 __all__ = ["add_parser"]
 
 
@@ -19,10 +21,10 @@ def add_parser(subparsers) -> None:
         description="Generate the network top, simulate it with cocotb on Verilator or Icarus, and "
                     "compare every spike event and output membrane with the integer reference.")
     p.add_argument("model", help="the IR file (<name>.snn.json / .snn.npz)")
-    p.add_argument("--images", type=int, default=100, help="frames to simulate (default 100)")
+    p.add_argument("--images", type=types.count, default=100, help="frames to simulate (default 100)")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator",
                    help="HDL simulator (default verilator)")
-    p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
+    p.add_argument("--lanes", type=types.lanes, default=1, help="weights read per cycle per layer (default 1)")
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
                         "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
@@ -34,7 +36,7 @@ def add_parser(subparsers) -> None:
                    help="data set name (default: the one recorded in the IR provenance)")
     p.add_argument("--data-root", help="directory holding torchvision-layout data sets")
     p.add_argument("--build-dir", help="where compiled models are kept (default ~/.cache/snnfpga/sim)")
-    p.add_argument("--seed", type=int, default=0, help="seed of random pixel gaps and back-pressure")
+    p.add_argument("--seed", type=types.seed, default=0, help="seed of random pixel gaps and back-pressure")
     p.add_argument("--no-stress", action="store_true",
                    help="no random pixel gaps or result back-pressure")
     p.add_argument("--json", help="also write the simulation report to this JSON file")
@@ -75,9 +77,9 @@ def _handler(args: argparse.Namespace) -> int:
 
     import numpy as np
 
-    from snnfpga.ir import load
-
     from snnfpga.errors import BadOption, Mismatch
+    from snnfpga.ir import load
+    from snnfpga.ir.frames import degenerate_frames
 
     from . import simulate
 
@@ -85,6 +87,7 @@ def _handler(args: argparse.Namespace) -> int:
     frames, labels, source = load_frames(net, args)
     if len(frames) == 0:
         raise BadOption("no frames to simulate (--images 0, or an empty --frames file)")
+    degenerate = degenerate_frames(net, frames)
     r = simulate(net, frames, simulator=args.simulator, lanes=args.lanes, decode=args.decode, waves=args.waves,
                  build_dir=args.build_dir, seed=args.seed, gaps=not args.no_stress,
                  backpressure=not args.no_stress)
@@ -111,7 +114,7 @@ def _handler(args: argparse.Namespace) -> int:
           f"(interval ratio {_fmt(r.interval_bound_ratio, 3)})")
     print(f"simulation speed:     {_fmt(r.images_per_second, 2)} images/s "
           f"({_fmt(r.sim_seconds, 2)} s)")
-    for e in r.stat_errors + r.protocol_errors:
+    for e in r.stat_errors + r.protocol_errors + ([degenerate] if degenerate else []):
         print(f"warning: {e}")
     if r.waves is not None:
         print(f"waves:                {r.waves}")

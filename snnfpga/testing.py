@@ -269,7 +269,8 @@ def random_residual_network(coding: str = "sc-ttfs", in_shape: tuple[int, ...] =
         out = conv_out(shape, 3, 1, 1, stem)
         src, _ = weighted("conv2d", src, shape, out, (stem, shape[0], 3, 3), typical_in, k=3, p=1)
         shape, typical_in = out, spike_in
-    for kind, n, stride, shortcut in blocks:
+    for kind, n, *rest in blocks:
+        stride, shortcut = tuple(rest[:2]) if kind == "conv" else (1, None)  # a dense block: ("dense", n[, _])
         if kind == "conv":
             c = shape[0]
             mid = conv_out(shape, 3, stride, 1, n)
