@@ -288,9 +288,9 @@ def activity_from_reference(net, result=None, *, lanes: int = 1, frames=None, de
         syn += s
         reads += s / lanes + s  # weight words (lanes weights per word) + partial-sum read
         writes += s
-        reads += hw["n_out"] * steps  # encode pass
+        reads += hw["encode_neurons"] * steps  # encode pass
         if net.coding == "rate":
-            writes += hw["n_out"] * steps
+            writes += hw["encode_neurons"] * steps
         if hw["multiplies_per_synapse"]:
             mults += s
         acc_weighted += s * hw["acc_bits"]
@@ -303,23 +303,43 @@ def activity_from_reference(net, result=None, *, lanes: int = 1, frames=None, de
 
 
 def _hardware_layers(net, lanes: int, decode: str = "auto") -> tuple[list[dict], str | None]:
-    """Per weighted layer ``n_out``, ``acc_bits`` and whether it multiplies per synapse, from
-    the generator's description (a layer fed direct pixels, or scaling on arrival, with
-    multipliers: ``W·x``, ``W·dec``); and an
-    assumption to report where the generator does not build ``net`` (then from the IR)."""
+    """Per weighted layer of ``net`` (residual branches included, in order): ``n_out``,
+    ``acc_bits``, whether it multiplies per synapse (fed direct pixels, or scaling on arrival,
+    with multipliers: ``W·x``, ``W·dec``) and ``encode_neurons``, the membranes its core's
+    encode pass reads (an add core's once, with its first branch), from the generator's
+    description; and an assumption to report where the generator does not build ``net`` (then
+    from the IR)."""
     from snnfpga.errors import Unsupported
 
+    weighted = [i for i, layer in enumerate(net.layers) if layer.weighted]
+    core_of = {i: (net.branch_of(i) if net.branch_of(i) is not None else i) for i in weighted}
+    first = {}
+    for i in weighted:
+        first.setdefault(core_of[i], i)
     try:
         from snnfpga.rtl_gen import describe
 
         hw = describe(net, lanes=lanes, decode=decode)
     except Unsupported as e:
-        out = [{"n_out": layer.n_out, "acc_bits": layer.acc_bits, "multiplies_per_synapse": False}
-               for layer in net.layers if layer.weighted]
-        out[0]["multiplies_per_synapse"] = net.input.input_coding == "direct"
+        out = [{"n_out": net.layers[i].n_out, "acc_bits": net.layers[i].acc_bits,
+                "multiplies_per_synapse": _reads_pixels(net, i) and net.input.input_coding == "direct",
+                "encode_neurons": net.layers[i].n_out if first[core_of[i]] == i else 0} for i in weighted]
         return out, (f"no hardware description ({e}): accumulator widths from the IR, a direct "
                      "first layer assumed to multiply per synapse")
-    return [{"n_out": layer.n_out, "acc_bits": layer.acc_bits,
-             "multiplies_per_synapse": layer.multipliers > 0 and ((k == 0 and hw.input_coding == "direct")
-                                                                   or layer.decode == "arrival")}
-            for k, layer in enumerate(hw.layers)], None
+    cores = {layer.index: layer for layer in hw.layers}
+    out = []
+    for i in weighted:
+        core = cores[core_of[i]]
+        direct = _reads_pixels(net, i) and hw.input_coding == "direct"
+        out.append({"n_out": net.layers[i].n_out, "acc_bits": core.acc_bits,
+                    "multiplies_per_synapse": core.multipliers > 0 and (direct or core.decode == "arrival"),
+                    "encode_neurons": core.n_out if first[core_of[i]] == i else 0})
+    return out, None
+
+
+def _reads_pixels(net, index: int) -> bool:
+    """Whether weighted layer ``index`` reads the input (through wiring only)."""
+    src = net.sources(index)[0]
+    while src != -1 and not (net.layers[src].weighted or net.layers[src].kind == "add"):
+        src = net.sources(src)[0]
+    return src == -1

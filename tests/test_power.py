@@ -114,3 +114,21 @@ def test_arrival_decode_multiplies_per_synapse():
     assert slots["multiplies"] == 0
     assert arrival["multiplies"] == pytest.approx(synaptic_events_per_layer(net, frames, ref).mean(axis=0).sum())
     assert arrival["synaptic_events"] == slots["synaptic_events"] > 0
+
+
+def test_activity_of_a_residual_network_counts_each_core_once():
+    """Branches decode into their add's core: one encode pass per core, every branch's events."""
+    from snnfpga.metrics.activity import synaptic_events_per_layer
+    from snnfpga.testing import random_residual_network
+
+    net = random_residual_network("sc-ttfs", blocks=(("conv", 2, 1, "identity"), ("conv", 3, 2, "conv")), seed=4)
+    frames = random_frames(net, 10)
+    ref = simulate(net, frames)
+    layers, note = power._hardware_layers(net, 1)
+    assert note is None
+    weighted = [i for i, layer in enumerate(net.layers) if layer.weighted]
+    assert len(layers) == len(weighted)
+    firing = [i for i in range(len(net.layers)) if net.spiking(i)] + [weighted[-1]]
+    assert sum(hw["encode_neurons"] for hw in layers) == sum(net.layers[i].n_out for i in firing)
+    a = power.activity_from_reference(net, ref, frames=frames)
+    assert a["synaptic_events"] == pytest.approx(synaptic_events_per_layer(net, frames, ref).mean(axis=0).sum())
