@@ -11,6 +11,8 @@ from __future__ import annotations
 
 import argparse
 
+from snnfpga import cli_types as types
+
 __all__ = ["add_parser"]
 
 
@@ -23,16 +25,16 @@ def add_parser(subparsers) -> None:
     p.add_argument("model", nargs="?", help="the IR file (<name>.snn.json / .snn.npz)")
     p.add_argument("--board", help="target board (see --list-boards)")
     p.add_argument("-o", "--out", help="output directory (default: build/<board>)")
-    p.add_argument("--lanes", type=int, default=1, help="weights read per cycle per layer (default 1)")
+    p.add_argument("--lanes", type=types.lanes, default=1, help="weights read per cycle per layer (default 1)")
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
                         "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
-    p.add_argument("--baud", type=int, default=None, help="UART baud rate (default 115200)")
+    p.add_argument("--baud", type=types.baud, default=None, help="UART baud rate (default 115200)")
     p.add_argument("--list-boards", action="store_true", help="list the supported boards and exit")
     p.add_argument("--no-pnr", action="store_true", help="write the files only, run no toolchain")
     p.add_argument("--activity", help="a simulation report JSON (snnfpga simulate --json) for fps and power; "
                                       "without it both are estimated from the integer reference")
-    p.add_argument("--images", type=int, default=100,
+    p.add_argument("--images", type=types.count, default=100,
                    help="test images for the reference activity estimate (default 100)")
     p.add_argument("--data-root", help="directory holding torchvision-layout data sets")
     p.add_argument("--json", help="also write the build report to this JSON file")
@@ -43,10 +45,10 @@ def add_parser(subparsers) -> None:
         description="Send frames to a board running `snnfpga build`'s bitstream (boards/protocol.py) "
                     "and print classes, accuracy and throughput. Needs pyserial.")
     q.add_argument("model", help="the IR file the bitstream was built from")
-    q.add_argument("--port", required=True, help="serial port, e.g. /dev/ttyUSB0")
-    q.add_argument("--images", type=int, default=100, help="test images to send (default 100)")
-    q.add_argument("--baud", type=int, default=None, help="UART baud rate (default 115200)")
-    q.add_argument("--window", type=int, default=1, help="requests in flight (default 1)")
+    q.add_argument("--port", required=True, type=types.non_empty, help="serial port, e.g. /dev/ttyUSB0")
+    q.add_argument("--images", type=types.count, default=100, help="test images to send (default 100)")
+    q.add_argument("--baud", type=types.baud, default=None, help="UART baud rate (default 115200)")
+    q.add_argument("--window", type=types.window, default=1, help="requests in flight (default 1)")
     q.add_argument("--frames", help="integer frames (.npy) instead of the data set")
     q.add_argument("--data", help="data set name (default: the one in the IR provenance)")
     q.add_argument("--data-root", help="directory holding torchvision-layout data sets")
@@ -131,6 +133,7 @@ def _infer_handler(args: argparse.Namespace) -> int:
     import numpy as np
 
     from snnfpga.ir import load
+    from snnfpga.ir.frames import degenerate_frames
     from snnfpga.reference import simulate
 
     from snnfpga.errors import BadOption
@@ -147,6 +150,9 @@ def _infer_handler(args: argparse.Namespace) -> int:
         if got is None:
             raise BadOption("the IR names no data set: pass --data NAME or --frames file.npy")
         frames, labels = got
+    warning = degenerate_frames(net, frames)
+    if warning:
+        print(f"warning: {warning}")
     r = infer(args.port, net, frames, baud=args.baud or DEFAULT_BAUD, window=args.window)
     ref = simulate(net, frames)
     agree = float(np.mean(np.asarray(r["classes"]) == ref.classes))

@@ -16,6 +16,7 @@ import importlib.util
 import sys
 from pathlib import Path
 
+from . import cli_types as types
 from .convert.data import DATASETS
 from .errors import MissingExtra, UserError
 from .flow import CODINGS
@@ -38,17 +39,18 @@ def require_extra(command: str, modules: tuple[str, ...] | None = None) -> None:
 
 def _add_convert_options(p: argparse.ArgumentParser, main: bool = True) -> None:
     p.add_argument("--coding", choices=CODINGS, default="sc-ttfs", help="neuron coding (default: sc-ttfs)")
-    p.add_argument("--timesteps", "-T", type=int, default=None,
+    p.add_argument("--timesteps", "-T", type=types.timesteps, default=None,
                    help="time window T (default: 4 for (sc-)ttfs, 32 for rate)")
-    p.add_argument("--weight-bits", type=int, default=8, help="signed weight width (default: 8)")
-    p.add_argument("--input-bits", type=int, default=8, help="pixel width (default: 8)")
-    p.add_argument("--act-bits", type=int, default=8, help="width of decoded spike values (default: 8)")
+    p.add_argument("--weight-bits", type=types.weight_bits, default=8, help="signed weight width (default: 8)")
+    p.add_argument("--input-bits", type=types.input_bits, default=8, help="pixel width (default: 8)")
+    p.add_argument("--act-bits", type=types.act_bits, default=8, help="width of decoded spike values (default: 8)")
     p.add_argument("--input-coding", choices=("direct", "spikes"), default="direct",
                    help="feed pixels to the first layer (direct, needs multipliers) or encode them as spikes")
     p.add_argument("--pow2", action="store_true",
                    help="power-of-two threshold series (k = ln 2): decode LUTs are powers of two, decoded by shifts")
-    p.add_argument("--finetune-epochs", type=int, default=3, help="threshold/BN fine-tuning epochs (default: 3)")
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--finetune-epochs", type=types.non_negative, default=3,
+                   help="threshold/BN fine-tuning epochs (default: 3)")
+    p.add_argument("--seed", type=types.seed, default=0)
 
 
 def _add_data_options(p: argparse.ArgumentParser) -> None:
@@ -59,9 +61,9 @@ def _add_data_options(p: argparse.ArgumentParser) -> None:
 
 def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=("mlp", "cnn", "resnet"), default="mlp")
-    p.add_argument("--hidden", type=int, nargs="+", default=None,
-                   help="hidden sizes (mlp, default 128) or channels (cnn, default 16 32)")
-    p.add_argument("--epochs", type=int, default=30, help="ANN training epochs (default: 30)")
+    p.add_argument("--hidden", type=types.hidden, nargs="+", default=None,
+                   help="hidden sizes (mlp, default 128) or channels (cnn, default 16 32; resnet: stem, then one basic block per width, default 16 16 32)")
+    p.add_argument("--epochs", type=types.non_negative, default=30, help="ANN training epochs (default: 30)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -73,7 +75,7 @@ def build_parser() -> argparse.ArgumentParser:
     p = sub.add_parser("train", parents=[common], help="train the ANN")
     _add_data_options(p)
     _add_model_options(p)
-    p.add_argument("--seed", type=int, default=0)
+    p.add_argument("--seed", type=types.seed, default=0)
     p.add_argument("-o", "--output", default="runs/ann.pt", help="checkpoint path (default: runs/ann.pt)")
     p.set_defaults(func=cmd_train)
 
@@ -88,7 +90,7 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("model", help="model.snn.json")
     p.add_argument("--dataset", default=None, help="default: the data set recorded in the IR")
     p.add_argument("--data-root", default=None)
-    p.add_argument("--images", type=int, default=None, help="first N test images (default: all)")
+    p.add_argument("--images", type=types.count, default=None, help="first N test images (default: all)")
     p.set_defaults(func=cmd_evaluate)
 
     p = sub.add_parser("run", parents=[common], help="train → convert (sc-ttfs, ttfs, rate) → evaluate → sweep T → hardware check → report")
@@ -102,9 +104,9 @@ def build_parser() -> argparse.ArgumentParser:
                    help="fine-tuning of the T-sweep points: all, warm (start from the main network's fine-tuned "
                         "BN, no fine-tuning of their own) or none (default: all; warm for SC-TTFS CNNs, measured "
                         "in docs/report.md)")
-    p.add_argument("--images", type=int, default=None, help="test images to simulate in RTL (default: all of digits, else 100)")
+    p.add_argument("--images", type=types.count, default=None, help="test images to simulate in RTL (default: all of digits, else 100)")
     p.add_argument("--simulator", choices=("verilator", "icarus"), default="verilator")
-    p.add_argument("--lanes", type=int, default=4, help="weights read per cycle in the generated cores (default: 4)")
+    p.add_argument("--lanes", type=types.lanes, default=4, help="weights read per cycle in the generated cores (default: 4)")
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
                         "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
@@ -156,20 +158,45 @@ def cmd_evaluate(args) -> int:
     from .convert.data import load_dataset
     from .convert.pipeline import evaluate_int
     from .ir import load
+    from .ir.frames import degenerate_frames, quantize_frames
 
     net = load(args.model)
     data = load_dataset(args.dataset or net.provenance.get("dataset", "digits"), args.data_root)
     n = args.images or len(data.test_y)
-    res = evaluate_int(net, data.test_x[:n], data.test_y[:n], progress=not args.quiet)
+    warning = degenerate_frames(net, quantize_frames(net, data.test_x[:n]), source=data.test_x[:n])
+    if warning:
+        print(f"warning: {warning}")
+    res = evaluate_int(net, data.test_x[:n], data.test_y[:n], batch=reference_batch(net), progress=not args.quiet)
     print(f"{net.name}: {net.coding} T={net.timesteps} on {data.name}: integer accuracy "
           f"{100 * res['accuracy']:.2f}% ({res['images']} images), {res['spikes_per_frame']:.1f} spikes/frame")
     return 0
+
+
+#: memory the integer reference may use for one batch of frames in ``evaluate``
+REFERENCE_BATCH_BYTES = 1 << 30
+
+
+def reference_batch(net) -> int:
+    """Frames per integer-reference call, so that a batch's spike rasters (rate coding keeps
+    ``T × neurons`` bytes per frame and stage) stay within ``REFERENCE_BATCH_BYTES``: a large T
+    or a wide network runs in smaller batches, never out of memory (same results)."""
+    from .convert.pipeline import INT_BATCH
+
+    per_frame = 0
+    if net.coding == "rate":
+        stages = [layer.n_out for i, layer in enumerate(net.layers) if net.spiking(i)]
+        per_frame = net.timesteps * (sum(stages) + (net.input.size if net.input.input_coding == "spikes" else 0))
+    return max(1, min(INT_BATCH, REFERENCE_BATCH_BYTES // max(1, per_frame)))
 
 
 def cmd_run(args) -> int:
     """The whole flow (:func:`snnfpga.flow.run`); a bit-exact mismatch raises Mismatch after report.json."""
     from . import flow
 
+    if args.board:  # checked even with --no-hardware: an unknown board is never accepted
+        from .boards.registry import get_board
+
+        get_board(args.board)
     flow.run(flow.RunOptions.from_args(args))
     return 0
 

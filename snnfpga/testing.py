@@ -78,8 +78,9 @@ def random_conv_network(coding: str = "sc-ttfs", in_shape: tuple[int, int, int] 
     """A small CNN with random integer parameters: the layers of ``spec``, then flatten and a
     dense output layer of ``n_classes``.
 
-    ``spec`` items are ``("conv2d", out_channels, kernel, stride, padding)`` or
-    ``("avgpool2d", kernel, stride, padding)`` (integer sum pooling). Without ``spec`` one or two
+    ``spec`` items are ``("conv2d", out_channels, kernel, stride, padding)``,
+    ``("avgpool2d", kernel, stride, padding)`` (integer sum pooling) or ``("maxpool2d", kernel,
+    stride, padding)``. Without ``spec`` one or two
     conv2d layers are drawn (kernel 1..3, stride 1..2, padding 0..1, channels 1..4), the last
     one followed by an avgpool2d half of the time, as far as the shapes allow. With
     ``head="conv"`` the output layer is instead a conv2d whose kernel covers the whole last
@@ -126,11 +127,11 @@ def random_conv_network(coding: str = "sc-ttfs", in_shape: tuple[int, int, int] 
                                 weight_bits=weight_bits, neuron=random_neuron(rng, coding, timesteps, max(2, typical // 3)),
                                 kernel=k, stride=st, padding=pd))
             typical_in = 1 if coding == "rate" else 128
-        elif item[0] == "avgpool2d":
-            _, k, st, pd = item
+        elif item[0] in ("avgpool2d", "maxpool2d"):
+            kind, k, st, pd = item
             out = (c, (h + 2 * pd - k) // st + 1, (w + 2 * pd - k) // st + 1)
-            layers.append(Layer(kind="avgpool2d", in_shape=shape, out_shape=out, kernel=k, stride=st, padding=pd))
-            typical_in *= k * k
+            layers.append(Layer(kind=kind, in_shape=shape, out_shape=out, kernel=k, stride=st, padding=pd))
+            typical_in *= k * k if kind == "avgpool2d" else 1
         else:
             raise ValueError(f"unknown spec item {item!r}")
         shape = out
@@ -164,57 +165,9 @@ def random_maxpool_network(in_shape: tuple[int, int, int], spec: tuple[tuple, ..
 
     Max pools are exact in TTFS only and must pool spikes or pixels (docs/ir.md): the result
     is not validated here, so tests can build the networks the IR refuses too."""
-    rng = np.random.default_rng(seed)
-    wmax = (1 << (weight_bits - 1)) - 1
-    in_max = (1 << input_bits) - 1
-    inp = InputSpec(shape=tuple(in_shape), bits=input_bits, input_coding=input_coding, scale=1.0 / in_max,
-                    neuron=random_neuron(rng, coding, timesteps, in_max) if input_coding == "spikes" else None)
-    typical_in = in_max if input_coding == "direct" else 128
-    layers: list[Layer] = []
-    shape = tuple(in_shape)
-
-    def weights(shape_w, fan_in):
-        wt = rng.integers(-wmax - 1, wmax + 1, size=shape_w)
-        wt[rng.random(wt.shape) < 0.3] = 0
-        typical = int(np.sqrt(fan_in) * wmax * typical_in / 2) + 2
-        return wt.astype(np.int64), rng.integers(-typical // 4, typical // 4 + 1, size=shape_w[0]).astype(np.int64), typical
-
-    for kind, *args in spec:
-        c, h, w = shape
-        if kind == "conv2d":
-            co, k, st, pd = args
-        else:
-            k, st, pd = args
-            co = c
-        out = (co, (h + 2 * pd - k) // st + 1, (w + 2 * pd - k) // st + 1)
-        if kind == "conv2d":
-            wt, b, typical = weights((co, c, k, k), c * k * k)
-            layers.append(Layer(kind="conv2d", in_shape=shape, out_shape=out, weight=wt, bias=b,
-                                weight_bits=weight_bits, kernel=k, stride=st, padding=pd,
-                                neuron=random_neuron(rng, coding, timesteps, max(2, typical // 3))))
-            typical_in = 128
-        else:
-            layers.append(Layer(kind=kind, in_shape=shape, out_shape=out, kernel=k, stride=st, padding=pd))
-            typical_in *= k * k if kind == "avgpool2d" else 1
-        shape = out
-    n = int(np.prod(shape))
-    if head == "conv":
-        c, h, w = shape
-        if h != w:
-            raise ValueError(f"a conv head needs a square last feature map, not {list(shape)}")
-        wt, b, _ = weights((n_classes, c, h, w), n)
-        layers.append(Layer(kind="conv2d", in_shape=shape, out_shape=(n_classes, 1, 1), weight=wt, bias=b,
-                            weight_bits=weight_bits, kernel=h))
-    else:
-        layers.append(Layer(kind="flatten", in_shape=shape, out_shape=(n,)))
-        wt, b, _ = weights((n_classes, n), n)
-        layers.append(Layer(kind="dense", in_shape=(n,), out_shape=(n_classes,), weight=wt, bias=b,
-                            weight_bits=weight_bits))
-    net = Network(name="random_maxpool", coding=coding, timesteps=timesteps, input=inp, layers=layers,
-                  provenance={"source": "snnfpga.testing.random_maxpool_network", "seed": seed})
-    for i, layer in enumerate(net.layers):
-        if layer.weighted:
-            layer.acc_bits = layer_acc_bits(net, i)
+    net = random_conv_network(coding, in_shape, spec, n_classes, timesteps, weight_bits, input_bits, input_coding,
+                              head, seed, name="random_maxpool")
+    net.provenance["source"] = "snnfpga.testing.random_maxpool_network"
     return net
 
 

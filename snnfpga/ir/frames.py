@@ -7,7 +7,7 @@ import numpy as np
 from ..errors import BadOption
 from .network import Network
 
-__all__ = ["QuantizationError", "quantize_frames"]
+__all__ = ["QuantizationError", "quantize_frames", "degenerate_frames"]
 
 
 class QuantizationError(BadOption):
@@ -23,3 +23,18 @@ def quantize_frames(net: Network, x: np.ndarray) -> np.ndarray:
         raise QuantizationError(f"frames hold values outside the input range {lo}..{hi} "
                                 f"(min {q.min()}, max {q.max()}): images must lie in [0, 1]")
     return q.astype(np.int64)
+
+
+def degenerate_frames(net: Network, frames: np.ndarray, source: np.ndarray | None = None) -> str | None:
+    """A warning when every integer pixel of ``frames`` is 0 (the network sees no input, so a
+    bit-exact match or an accuracy says nothing); None otherwise. ``source``: the float images
+    the frames were quantized from, to say when ``input.scale`` is what zeroed them."""
+    frames = np.asarray(frames)
+    if frames.size == 0 or np.any(frames):
+        return None
+    what = f"every pixel of the {len(frames)} frame(s) is 0"
+    if source is None:
+        what += f" (all-zero images, or input.scale={net.input.scale!r} maps every pixel to 0)"
+    elif np.any(np.asarray(source, dtype=np.float64)):
+        what += f": input.scale={net.input.scale!r} maps every pixel of these images to 0"
+    return what + "; the network sees no input, so these results say nothing about it"

@@ -18,6 +18,9 @@ __all__ = [
     "FORMAT_VERSION", "CODINGS", "LAYER_KINDS", "WEIGHTED_KINDS", "POOL_KINDS", "MAXPOOL_CODINGS",
     "INPUT_CODINGS", "MAX_ACC_BITS", "IRError", "InputSpec", "RateNeuron", "TTFSNeuron", "Neuron", "Layer",
     "Network", "signed_bits_for", "weighted_layers", "CHAIN_FORMAT_VERSION", "GRAPH_KINDS", "INPUT",
+    "MAX_TIMESTEPS", "MAX_INPUT_BITS", "MAX_WEIGHT_BITS", "MAX_LAYERS", "MAX_NEURONS", "MAX_WEIGHTS",
+    "MIN_SCALE", "MAX_SCALE", "ARRAY_DTYPES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_NPZ_MEMBERS",
+    "MAX_ARRAY_NAME",
 ]
 
 #: the newest file format: every layer names its ``inputs`` (a graph; docs/ir.md)
@@ -41,6 +44,32 @@ MAXPOOL_CODINGS = ("ttfs",)
 INPUT_CODINGS = ("direct", "spikes")
 #: The widest accumulator the reference and the RTL support (the reference uses exact float64).
 MAX_ACC_BITS = 52
+
+# The IR's documented limits (docs/ir.md, "Limits and integrity"), checked on load before any
+# array is decompressed and by :func:`snnfpga.ir.validate`; the CLI's options use them too.
+#: largest time window T (``timesteps`` is 1..MAX_TIMESTEPS)
+MAX_TIMESTEPS = 4096
+#: widest input pixel (``input.bits`` is 1..MAX_INPUT_BITS)
+MAX_INPUT_BITS = 16
+#: widest weight (``weight_bits`` is 2..MAX_WEIGHT_BITS)
+MAX_WEIGHT_BITS = 32
+#: most layers in a network (also bounds the recursion of the width bound over weightless layers)
+MAX_LAYERS = 256
+#: most values in any shape (``input.shape``, each layer's ``in_shape`` and ``out_shape``)
+MAX_NEURONS = 1 << 20
+#: most elements in one weight or bias array
+MAX_WEIGHTS = 1 << 24
+#: the range of every float ``scale`` / ``out_scale`` (finite, positive, a real number)
+MIN_SCALE, MAX_SCALE = 1e-30, 1e30
+#: the dtypes an array in the npz may have: each holds its values exactly in int64
+ARRAY_DTYPES = ("int8", "int16", "int32", "int64", "uint8", "uint16", "uint32")
+#: largest ``.snn.json`` file, in bytes, and deepest nesting of JSON objects and lists in it
+MAX_JSON_BYTES = 64 << 20
+MAX_JSON_DEPTH = 32
+#: most members in the ``.snn.npz`` zip (its directory is read before anything else)
+MAX_NPZ_MEMBERS = 4096
+#: longest array name (the ``weight`` / ``bias`` fields and the ``arrays`` file name)
+MAX_ARRAY_NAME = 255
 
 
 class IRError(BadFile, ValueError):

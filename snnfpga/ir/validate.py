@@ -8,8 +8,9 @@ from typing import Any
 import numpy as np
 
 from .bounds import layer_acc_bits
-from .network import (CODINGS, INPUT, INPUT_CODINGS, MAX_ACC_BITS, MAXPOOL_CODINGS, POOL_KINDS, IRError, Layer, Network,
-                      Neuron, RateNeuron, TTFSNeuron)
+from .network import (CODINGS, INPUT, INPUT_CODINGS, MAX_ACC_BITS, MAX_INPUT_BITS, MAX_LAYERS, MAX_NEURONS,
+                      MAX_SCALE, MAX_TIMESTEPS, MAX_WEIGHT_BITS, MAX_WEIGHTS, MAXPOOL_CODINGS, MIN_SCALE, POOL_KINDS,
+                      WEIGHTED_KINDS, IRError, Layer, Network, Neuron, RateNeuron, TTFSNeuron)
 
 __all__ = ["validate", "Reader"]
 
@@ -27,15 +28,28 @@ class Reader:
         if not isinstance(d, dict) or key not in d:
             raise self.fail(path, "is missing")
         value = d[key]
-        if types is int and isinstance(value, bool) or not isinstance(value, types):
-            raise self.fail(path, f"must be {_type_name(types)}, not {value!r}")
+        allowed = types if isinstance(types, tuple) else (types,)
+        if not isinstance(value, types) or isinstance(value, bool) and bool not in allowed:
+            raise self.fail(path, f"must be {_type_name(types)}, not {brief(value)}")
         return value
 
     def int_list(self, d: Any, key: str, path: str) -> tuple[int, ...]:
         value = self.get(d, key, path, list)
-        if not all(isinstance(x, int) and not isinstance(x, bool) for x in value):
-            raise self.fail(path, f"must be a list of integers, not {value!r}")
+        if not all(_is_int(x) for x in value):
+            raise self.fail(path, f"must be a list of integers, not {brief(value)}")
         return tuple(value)
+
+
+def brief(value: Any, limit: int = 80) -> str:
+    """``repr(value)``, cut to ``limit`` characters (a hostile file's values can be huge)."""
+    if isinstance(value, int) and not isinstance(value, bool) and value.bit_length() > 200:
+        return f"an integer of {value.bit_length()} bits"
+    text = repr(value)
+    return text if len(text) <= limit else text[: limit - 4] + " ..."
+
+
+def _is_int(x: Any) -> bool:
+    return isinstance(x, (int, np.integer)) and not isinstance(x, (bool, np.bool_))
 
 
 def _type_name(types: type | tuple[type, ...]) -> str:
@@ -49,18 +63,24 @@ def _type_name(types: type | tuple[type, ...]) -> str:
 def validate(net: Network, where: str = "<in memory>") -> None:
     """Check every invariant the reference and the RTL rely on; raise :class:`IRError`."""
     r = Reader(where)
-    if net.coding not in CODINGS:
-        raise r.fail("coding", f"must be one of {', '.join(CODINGS)}, not {net.coding!r}")
-    if not 1 <= net.timesteps <= 4096:
-        raise r.fail("timesteps", f"must be in 1..4096, not {net.timesteps!r}")
+    if not isinstance(net.coding, str) or net.coding not in CODINGS:
+        raise r.fail("coding", f"must be one of {', '.join(CODINGS)}, not {brief(net.coding)}")
+    _check_int(r, net.timesteps, "timesteps", 1, MAX_TIMESTEPS)
     T = net.timesteps
     inp = net.input
-    if not inp.shape or any(s <= 0 for s in inp.shape):
-        raise r.fail("input.shape", f"must be a non-empty list of positive sizes, not {list(inp.shape)!r}")
-    if not 1 <= inp.bits <= 16:
-        raise r.fail("input.bits", f"must be in 1..16, not {inp.bits!r}")
-    if inp.input_coding not in INPUT_CODINGS:
-        raise r.fail("input.input_coding", f"must be 'direct' or 'spikes', not {inp.input_coding!r}")
+    _check_shape(r, inp.shape, "input.shape")
+    _check_int(r, inp.bits, "input.bits", 1, MAX_INPUT_BITS)
+    if not isinstance(inp.signed, (bool, np.bool_)):
+        raise r.fail("input.signed", f"must be true or false, not {brief(inp.signed)}")
+    if not isinstance(inp.input_coding, str) or inp.input_coding not in INPUT_CODINGS:
+        raise r.fail("input.input_coding", f"must be 'direct' or 'spikes', not {brief(inp.input_coding)}")
+    _check_scale(r, inp.scale, "input.scale")
+    if not isinstance(net.provenance, dict):
+        raise r.fail("provenance", f"must be an object, not {brief(net.provenance)}")
+    if not isinstance(net.layers, list) or len(net.layers) > MAX_LAYERS:
+        raise r.fail("layers", f"must hold at most {MAX_LAYERS} layers, not {len(net.layers)}")
+    for i, layer in enumerate(net.layers):  # types and sizes first: every later check computes with them
+        _check_layer_fields(r, layer, f"layers[{i}]")
     if inp.input_coding == "spikes":
         _check_neuron(r, inp.neuron, net.coding, T, "input.neuron", required=True)
     elif inp.neuron is not None:
@@ -101,13 +121,18 @@ def validate(net: Network, where: str = "<in memory>") -> None:
             raise r.fail(f"{p}.weight", f"must have shape {list(want_w)}, not {None if w is None else list(w.shape)!r}")
         if b is None or tuple(b.shape) != (layer.out_shape[0],):
             raise r.fail(f"{p}.bias", f"must have shape {[layer.out_shape[0]]}, not {None if b is None else list(b.shape)!r}")
-        if not 2 <= layer.weight_bits <= 32:
-            raise r.fail(f"{p}.weight_bits", f"must be in 2..32, not {layer.weight_bits!r}")
+        _check_int(r, layer.weight_bits, f"{p}.weight_bits", 2, MAX_WEIGHT_BITS)
         lim = 1 << (layer.weight_bits - 1)
-        if w.size and (w.min() < -lim or w.max() > lim - 1):
-            bad = int(w.min()) if w.min() < -lim else int(w.max())
+        w_lo, w_hi = (int(w.min()), int(w.max())) if w.size else (0, 0)  # exact, whatever the dtype
+        if w_lo < -lim or w_hi > lim - 1:
+            bad = w_lo if w_lo < -lim else w_hi
             raise r.fail(f"{p}.weight", f"value {bad} does not fit weight_bits={layer.weight_bits} "
                                         f"(range {-lim}..{lim - 1})")
+        blim = 1 << (MAX_ACC_BITS - 1)
+        b_lo, b_hi = (int(b.min()), int(b.max())) if b.size else (0, 0)
+        if b_lo < -blim or b_hi > blim - 1:
+            bad = b_lo if b_lo < -blim else b_hi
+            raise r.fail(f"{p}.bias", f"value {bad} does not fit the widest membrane ({MAX_ACC_BITS} bits)")
         is_last = i == wl[-1]
         branch = net.branch_of(i)
         if is_last and layer.neuron is not None:
@@ -122,12 +147,65 @@ def validate(net: Network, where: str = "<in memory>") -> None:
         need = layer_acc_bits(net, i)
         if layer.acc_bits < need:
             raise r.fail(f"{p}.acc_bits", f"is {layer.acc_bits} but the worst-case bound needs {need}")
-        if not (math.isfinite(layer.scale) and layer.scale > 0):
-            raise r.fail(f"{p}.scale", f"must be a positive finite number, not {layer.scale!r}")
     if net.is_graph:
         _check_graph(r, net, wl[-1])
     if not isinstance(net.name, str) or not net.name:
         raise r.fail("name", f"must be a non-empty string, not {net.name!r}")
+
+
+def _check_int(r: Reader, value: Any, path: str, lo: int, hi: int | None = None) -> None:
+    """An integer (not a bool) in ``lo..hi``."""
+    if not _is_int(value):
+        raise r.fail(path, f"must be an integer, not {brief(value)}")
+    if value < lo or hi is not None and value > hi:
+        raise r.fail(path, f"must be in {lo}..{hi}, not {brief(value)}" if hi is not None
+                     else f"must be >= {lo}, not {brief(value)}")
+
+
+def _check_scale(r: Reader, value: Any, path: str) -> None:
+    """A float unit: a real number (not a bool), finite, in ``MIN_SCALE..MAX_SCALE``."""
+    if not isinstance(value, (int, float, np.integer, np.floating)) or isinstance(value, (bool, np.bool_)):
+        raise r.fail(path, f"must be a number, not {brief(value)}")
+    try:
+        f = float(value)
+    except OverflowError:  # an integer past the float range
+        f = math.inf
+    if not (math.isfinite(f) and MIN_SCALE <= f <= MAX_SCALE):
+        raise r.fail(path, f"must be a positive finite number in {MIN_SCALE:g}..{MAX_SCALE:g}, not {brief(value)}")
+
+
+def _check_shape(r: Reader, shape: Any, path: str) -> None:
+    """A non-empty tuple of positive integers holding at most ``MAX_NEURONS`` values."""
+    if not isinstance(shape, (tuple, list)) or not shape or not all(_is_int(s) and s >= 1 for s in shape):
+        raise r.fail(path, f"must be a non-empty list of positive sizes, not {brief(shape)}")
+    if len(shape) > 3 or math.prod(int(s) for s in shape) > MAX_NEURONS:
+        raise r.fail(path, f"must have at most 3 dimensions and {MAX_NEURONS} values, not {brief(list(shape))}")
+
+
+def _check_layer_fields(r: Reader, layer: Any, p: str) -> None:
+    """A layer's field types and sizes: every later check computes with them."""
+    if not isinstance(layer, Layer):
+        raise r.fail(p, f"must be a Layer, not {brief(layer)}")
+    _check_shape(r, layer.in_shape, f"{p}.in_shape")
+    _check_shape(r, layer.out_shape, f"{p}.out_shape")
+    if not isinstance(layer.inputs, (tuple, list)) or not all(_is_int(j) for j in layer.inputs):
+        raise r.fail(f"{p}.inputs", f"must be a list of layer indices, not {brief(layer.inputs)}")
+    if layer.kind == "conv2d" or layer.kind in POOL_KINDS:
+        _check_int(r, layer.kernel, f"{p}.kernel", 1, MAX_NEURONS)
+        _check_int(r, layer.stride, f"{p}.stride", 1, MAX_NEURONS)
+        _check_int(r, layer.padding, f"{p}.padding", 0, MAX_NEURONS)
+    if layer.kind in WEIGHTED_KINDS or layer.kind == "add":
+        _check_int(r, layer.acc_bits, f"{p}.acc_bits", 1, MAX_ACC_BITS)
+        _check_scale(r, layer.scale, f"{p}.scale")
+        _check_scale(r, layer.out_scale, f"{p}.out_scale")
+    if layer.kind in WEIGHTED_KINDS:
+        for key in ("weight", "bias"):
+            a = getattr(layer, key)
+            if not isinstance(a, np.ndarray) or a.dtype.kind not in "iu":
+                what = type(a).__name__ if not isinstance(a, np.ndarray) else f"an array of {a.dtype}"
+                raise r.fail(f"{p}.{key}", f"must be an integer array, not {what}")
+            if a.size > MAX_WEIGHTS:
+                raise r.fail(f"{p}.{key}", f"must hold at most {MAX_WEIGHTS} values, not {a.size}")
 
 
 def _check_sources(r: Reader, net: Network, i: int, p: str) -> tuple[int, ...]:
@@ -172,8 +250,6 @@ def _check_add(r: Reader, net: Network, i: int, p: str, shapes: dict[int, tuple[
     need = layer_acc_bits(net, i)
     if layer.acc_bits < need:
         raise r.fail(f"{p}.acc_bits", f"is {layer.acc_bits} but the worst-case bound needs {need}")
-    if not (math.isfinite(layer.scale) and layer.scale > 0):
-        raise r.fail(f"{p}.scale", f"must be a positive finite number, not {layer.scale!r}")
     for j in net.sources(i):
         src = net.layers[j]
         if tuple(shapes[j]) != tuple(layer.out_shape) or tuple(layer.in_shape) != tuple(layer.out_shape):
@@ -263,9 +339,12 @@ def _check_neuron(r: Reader, neuron: Neuron | None, coding: str, T: int, p: str,
         if required:
             raise r.fail(p, f"is missing (a {coding} layer that feeds another needs one)")
         return
+    lim = 1 << (MAX_ACC_BITS - 1)  # a threshold or a decoded value must fit the widest membrane
     if coding == "rate":
         if not isinstance(neuron, RateNeuron):
             raise r.fail(f"{p}.type", "must be 'if' in a rate-coded network")
+        _check_int(r, neuron.theta, f"{p}.theta", -lim, lim - 1)
+        _check_int(r, neuron.v0, f"{p}.v0", -lim, lim - 1)
         if neuron.theta <= 0:
             raise r.fail(f"{p}.theta", f"must be positive, not {neuron.theta!r}")
         return
@@ -279,10 +358,15 @@ def _check_neuron(r: Reader, neuron: Neuron | None, coding: str, T: int, p: str,
     if neuron.calibrated:
         luts.update(cal=neuron.cal, dec_cal=neuron.dec_cal)
     for name, lut in luts.items():
+        if not isinstance(lut, (tuple, list)) or not all(_is_int(x) for x in lut):
+            raise r.fail(f"{p}.{name}", f"must be a list of integers, not {brief(lut)}")
         if len(lut) != T:
             raise r.fail(f"{p}.{name}", f"must have timesteps={T} entries, not {len(lut)}")
         floor = 1 if name in ("enc", "cal") else 0
         if any(x < floor for x in lut):
-            raise r.fail(f"{p}.{name}", f"entries must be >= {floor}, not {list(lut)!r}")
+            raise r.fail(f"{p}.{name}", f"entries must be >= {floor}, not {brief(list(lut))}")
         if any(a < b for a, b in zip(lut, lut[1:])):
-            raise r.fail(f"{p}.{name}", f"must be non-increasing in t, not {list(lut)!r}")
+            raise r.fail(f"{p}.{name}", f"must be non-increasing in t, not {brief(list(lut))}")
+        if lut and lut[0] > lim - 1:
+            raise r.fail(f"{p}.{name}", f"entries must fit the widest membrane ({MAX_ACC_BITS} bits), "
+                                        f"not {brief(lut[0])}")
