@@ -4,6 +4,7 @@ validation, the reference's add and the conversion of a trained ResNet."""
 from __future__ import annotations
 
 import copy
+import functools
 import json
 
 import numpy as np
@@ -34,6 +35,7 @@ def _model(seed: int = 0, channels=(4, 4, 8)) -> nn.Module:
     return m
 
 
+@functools.lru_cache(maxsize=None)  # converted once per parameters; tests only read them
 def _net(coding: str, seed: int = 0, input_coding: str = "direct") -> tuple[ir.Network, FloatSNN, torch.Tensor]:
     layers = trace(_model(seed), SHAPE)
     x = torch.rand(48, *SHAPE, generator=torch.Generator().manual_seed(seed))
