@@ -113,6 +113,13 @@ def _canonical(doc) -> str:
 def _normal_form(doc: dict, hash_: str) -> dict:
     """What a re-save writes for a document that loaded (docs/ir.md)."""
     doc = copy.deepcopy(doc)
+    renamed = False
+    for i, layer in enumerate(doc["layers"]):  # save names arrays by layer index (a deleted
+        for key in ("weight", "bias"):          # identity-shaped layer shifts the indices)
+            if key in layer and layer[key] != f"layer{i}.{key}":
+                layer[key], renamed = f"layer{i}.{key}", True
+    if renamed:
+        doc["arrays_sha256"] = hash_  # the hash covers the names
     doc.setdefault("arrays_sha256", hash_)
     doc["input"].setdefault("neuron", None)
     doc["input"]["scale"] = float(doc["input"]["scale"])

@@ -88,6 +88,8 @@ def test_no_torch_or_cocotb_import():
 def test_cli_generate_reports_bad_lanes(tmp_path, capsys):
     net = random_network("ttfs", (4, 3, 2), seed=0)
     save(net, tmp_path / "m.snn.json")
-    assert main(["generate", str(tmp_path / "m.snn.json"), "-o", str(tmp_path / "v"), "--lanes", "0"]) == 2
-    assert "snnfpga: error: lanes must be a positive integer, not 0" in capsys.readouterr().err
+    with pytest.raises(SystemExit) as e:  # refused at parse time (snnfpga/cli_types.py)
+        main(["generate", str(tmp_path / "m.snn.json"), "-o", str(tmp_path / "v"), "--lanes", "0"])
+    assert e.value.code == 2
+    assert "argument --lanes: must be in 1..64, not 0" in capsys.readouterr().err
     assert not (tmp_path / "v" / "snn_top.v").exists()

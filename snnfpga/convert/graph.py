@@ -6,6 +6,8 @@ quantization) works on :class:`FloatLayer`s, never on torch modules.
 
 from __future__ import annotations
 
+import contextlib
+import io
 import operator
 from dataclasses import dataclass, replace
 
@@ -241,11 +243,12 @@ def trace_fx(model: nn.Module, in_shape: tuple[int, ...]) -> list[FloatLayer]:
     was_training = model.training
     model.eval()
     try:
-        with torch.no_grad():
+        with torch.no_grad(), contextlib.redirect_stderr(io.StringIO()):  # fx prints the failing node's traceback
             ShapeProp(gm).propagate(torch.zeros((1,) + tuple(in_shape)))
     except Exception as e:
+        cause = e.__cause__ or e  # fx wraps the module's own error; its first line says what failed
         raise UnsupportedModel(f"{type(model).__name__} does not run on inputs of shape {tuple(in_shape)} "
-                               f"({type(e).__name__}: {e})") from None
+                               f"({type(cause).__name__}: {str(cause).splitlines()[0] if str(cause) else ''})") from None
     finally:
         model.train(was_training)
     modules = dict(gm.named_modules())
