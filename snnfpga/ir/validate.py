@@ -142,11 +142,7 @@ def validate(net: Network, where: str = "<in memory>") -> None:
                                         "which fires")
         if not is_last and branch is None:
             _check_neuron(r, layer.neuron, net.coding, T, f"{p}.neuron", required=True)
-        if not 1 <= layer.acc_bits <= MAX_ACC_BITS:
-            raise r.fail(f"{p}.acc_bits", f"must be in 1..{MAX_ACC_BITS}, not {layer.acc_bits!r}")
-        need = layer_acc_bits(net, i)
-        if layer.acc_bits < need:
-            raise r.fail(f"{p}.acc_bits", f"is {layer.acc_bits} but the worst-case bound needs {need}")
+        _check_acc_bits(r, net, i, p)
     if net.is_graph:
         _check_graph(r, net, wl[-1])
     if not isinstance(net.name, str) or not net.name:
@@ -160,6 +156,16 @@ def _check_int(r: Reader, value: Any, path: str, lo: int, hi: int | None = None)
     if value < lo or hi is not None and value > hi:
         raise r.fail(path, f"must be in {lo}..{hi}, not {brief(value)}" if hi is not None
                      else f"must be >= {lo}, not {brief(value)}")
+
+
+def _check_acc_bits(r: Reader, net: Network, i: int, p: str) -> None:
+    """A membrane's width: in range and at least the worst-case bound (:mod:`.bounds`)."""
+    acc_bits = net.layers[i].acc_bits
+    if not 1 <= acc_bits <= MAX_ACC_BITS:
+        raise r.fail(f"{p}.acc_bits", f"must be in 1..{MAX_ACC_BITS}, not {acc_bits!r}")
+    need = layer_acc_bits(net, i)
+    if acc_bits < need:
+        raise r.fail(f"{p}.acc_bits", f"is {acc_bits} but the worst-case bound needs {need}")
 
 
 def _check_scale(r: Reader, value: Any, path: str) -> None:
@@ -245,11 +251,7 @@ def _check_add(r: Reader, net: Network, i: int, p: str, shapes: dict[int, tuple[
     if not net.consumers(i):
         raise r.fail(f"{p}.kind", f"add layer {i} is read by no layer (the output layer must be dense or conv2d)")
     _check_neuron(r, layer.neuron, net.coding, T, f"{p}.neuron", required=True)
-    if not 1 <= layer.acc_bits <= MAX_ACC_BITS:
-        raise r.fail(f"{p}.acc_bits", f"must be in 1..{MAX_ACC_BITS}, not {layer.acc_bits!r}")
-    need = layer_acc_bits(net, i)
-    if layer.acc_bits < need:
-        raise r.fail(f"{p}.acc_bits", f"is {layer.acc_bits} but the worst-case bound needs {need}")
+    _check_acc_bits(r, net, i, p)
     for j in net.sources(i):
         src = net.layers[j]
         if tuple(shapes[j]) != tuple(layer.out_shape) or tuple(layer.in_shape) != tuple(layer.out_shape):
