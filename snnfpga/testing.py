@@ -275,3 +275,28 @@ def random_frames(net: Network, n: int, seed: int = 0) -> np.ndarray:
     rng = np.random.default_rng(seed)
     lo, hi = net.input.value_range
     return rng.integers(lo, hi + 1, size=(n,) + tuple(net.input.shape)).astype(np.int64)
+
+
+def pow2_decode(net: Network) -> Network:
+    """``net`` with every decode LUT made of powers of two and 0 (any layer kinds): the hardware
+    decodes it by shifts, with no multiplier."""
+    import dataclasses
+
+    from .ir import validate
+
+    T = net.timesteps
+
+    def pow2(n):
+        return dataclasses.replace(n, dec_enc=tuple(64 >> t for t in range(T)),
+                                   dec_cal=tuple(4 >> t for t in range(T)) if n.calibrated else None)
+
+    if net.input.input_coding == "spikes":
+        net = dataclasses.replace(net, input=dataclasses.replace(net.input, neuron=pow2(net.input.neuron)))
+    for i, layer in enumerate(net.layers):
+        if layer.weighted and layer.neuron is not None:
+            net = net.with_layer(i, neuron=pow2(layer.neuron))
+    for i, layer in enumerate(net.layers):
+        if layer.weighted:
+            net = net.with_layer(i, acc_bits=layer_acc_bits(net, i))
+    validate(net)
+    return net

@@ -14,6 +14,8 @@ from __future__ import annotations
 import dataclasses
 
 import numpy as np
+
+from snnfpga import testing
 import pytest
 
 from snnfpga.errors import BadOption
@@ -38,24 +40,7 @@ CONV_SPECS = [
 ]
 
 
-def pow2_decode(net):
-    """``net`` with every decode LUT made of powers of two and 0 (any layer kinds)."""
-    T = net.timesteps
-
-    def pow2(n):
-        return dataclasses.replace(n, dec_enc=tuple(64 >> t for t in range(T)),
-                                   dec_cal=tuple(4 >> t for t in range(T)) if n.calibrated else None)
-
-    if net.input.input_coding == "spikes":
-        net = dataclasses.replace(net, input=dataclasses.replace(net.input, neuron=pow2(net.input.neuron)))
-    for i, layer in enumerate(net.layers):
-        if layer.weighted and layer.neuron is not None:
-            net = net.with_layer(i, neuron=pow2(layer.neuron))
-    for i, layer in enumerate(net.layers):
-        if layer.weighted:
-            net = net.with_layer(i, acc_bits=layer_acc_bits(net, i))
-    validate(net)
-    return net
+pow2_decode = testing.pow2_decode  # shared: snnfpga.testing
 
 
 def _active(ref) -> None:

@@ -55,22 +55,7 @@ def rtlil_multipliers(top: NetworkTop) -> int:
     return len(re.findall(r"^\s*cell \$mul ", rtlil.convert(top), re.M))
 
 
-def pow2_decode(net):
-    """The same network with every decode LUT made of powers of two (and 0): shifts only."""
-    T = net.timesteps
-
-    def pow2(n):
-        return dataclasses.replace(n, dec_enc=tuple(64 >> t for t in range(T)),
-                                   dec_cal=tuple(4 >> t for t in range(T)) if n.calibrated else None)
-
-    if net.input.input_coding == "spikes":
-        net = dataclasses.replace(net, input=dataclasses.replace(net.input, neuron=pow2(net.input.neuron)))
-    for i in range(len(net.layers) - 1):
-        net = net.with_layer(i, neuron=pow2(net.layers[i].neuron))
-    for i in range(len(net.layers)):
-        net = net.with_layer(i, acc_bits=layer_acc_bits(net, i))
-    validate(net)
-    return net
+from snnfpga.testing import pow2_decode  # noqa: E402  (shared with test_decode_arrival)
 
 
 CASES = [(coding, input_coding, lanes) for coding in ("sc-ttfs", "ttfs", "rate")
