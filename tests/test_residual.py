@@ -162,6 +162,7 @@ def _expect(path, doc, field, fragment):
 @pytest.mark.parametrize("change, field, fragment", [
     (lambda d: d.update(format_version=1), "layers[0].inputs", "needs format_version 2"),
     (lambda d: d["layers"][0].pop("inputs"), "layers[0].inputs", "is missing"),
+    (lambda d: d["layers"][1].update(inputs=[]), "layers[1].inputs", "must name the layer's sources"),
     (lambda d: d["layers"][1].update(inputs=[5]), "layers[1].inputs", "must name earlier layers"),
     (lambda d: d["layers"][4].update(inputs=[2]), "layers[4].inputs", "reads 2 distinct layer(s)"),
     (lambda d: d["layers"][4].update(inputs=[2, 2]), "layers[4].inputs", "reads 2 distinct layer(s)"),

@@ -416,6 +416,8 @@ def load(path: str | Path) -> Network:
                              f"needs format_version {FORMAT_VERSION} (a graph), the file says {version}")
         else:
             layer = replace(layer, inputs=r.int_list(ld, "inputs", f"{p}.inputs"))
+            if not layer.inputs:
+                raise r.fail(f"{p}.inputs", "must name the layer's sources (-1 for the network input), not []")
         if kind == "add":
             layer = replace(layer, acc_bits=r.get(ld, "acc_bits", f"{p}.acc_bits", int),
                             scale=_scale(r, ld, "scale", f"{p}.scale"),
