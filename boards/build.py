@@ -109,7 +109,7 @@ def yosys_block_rams(netlist: dict, family: str) -> dict[str, int]:
 
 
 def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: int = DEFAULT_BAUD,
-          name: str = BUILD_NAME, core=None, decode: str = "auto") -> dict:
+          name: str = BUILD_NAME, core=None, decode: str = "auto", clock=None) -> dict:
     """Generate (and with ``do_build``, place and route) the UART top of ``net`` for ``board``.
 
     Returns ``{"board", "device", "family", "toolchain", "out_dir", "files": {...}, "bitstream",
@@ -118,6 +118,8 @@ def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: i
     Vivado board). Raises :class:`BoardError` for an unknown board, a design that cannot fit,
     or a failed toolchain run (with the tail of its log). ``decode``: where the network core
     applies the decode LUT (``rtl_gen.NetworkTop``'s option; ignored when ``core`` is given).
+    ``clock``: a :class:`.clock.ClockPlan` (None: the oscillator); with a PLL, ``clock_mhz`` and
+    the UART divisor follow the PLL's frequency (``--clock auto``: :func:`.clock.build_at_clock`).
     """
     if not isinstance(board, Board):
         board = get_board(board)
@@ -133,10 +135,15 @@ def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: i
         from snnfpga.rtl_gen import NetworkTop
 
         core = NetworkTop(net, lanes=lanes, decode=decode)
-    top = BoardTop(net, baud=baud, lanes=lanes, core=core)
+    generator = None
+    if clock is not None and clock.pll is not None:
+        from .clock import ClockGenerator
+
+        generator = ClockGenerator(clock)
+    top = BoardTop(net, baud=baud, lanes=lanes, core=core, clock=generator)
     result = {"board": board.name, "device": board.device, "family": board.family,
               "toolchain": board.toolchain, "out_dir": str(out), "network": net.name, "lanes": lanes, "decode": decode,
-              "clock_mhz": board.clock_hz / 1e6, "baud": baud, "bitstream": None, "fmax_mhz": None,
+              "clock_mhz": clock.mhz if clock is not None else board.clock_hz / 1e6, "baud": baud, "bitstream": None, "fmax_mhz": None,
               "fmax_constraint_mhz": None, "resources": None, "memory_estimate": estimate,
               "build_seconds": None, "notes": notes}
     t0 = time.monotonic()
@@ -182,6 +189,10 @@ def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: i
     result.update(parse_nextpnr_report(report, board, ff_used=_count_ffs(out / f"{name}.stat.json"),
                                        clock=clock))
     result["files"]["report"] = str(out / report_name)
+    if generator is not None and result["fmax_constraint_mhz"] is not None \
+            and abs(result["fmax_constraint_mhz"] - generator.plan.mhz) > 1e-3 * generator.plan.mhz:
+        result["notes"].append(f"nextpnr derived {result['fmax_constraint_mhz']} MHz from the PLL's dividers, "
+                               f"not the planned {generator.plan.mhz:.4f} MHz")
     if result["fmax_mhz"] is not None and result["fmax_mhz"] < result["clock_mhz"]:
         result["notes"].append(f"timing NOT met: fmax {result['fmax_mhz']} MHz < board clock "
                                f"{result['clock_mhz']} MHz (lower the clock or add pipelining)")

@@ -30,6 +30,9 @@ def add_parser(subparsers) -> None:
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
                         "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
     p.add_argument("--baud", type=types.baud, default=None, help="UART baud rate (default 115200)")
+    p.add_argument("--clock", default="osc",
+                   help="osc (board oscillator, default), a PLL frequency in MHz, or auto: build at the oscillator, "
+                        "then again with a PLL at <= 0.9 x that fmax (kept if it meets timing; boards/clock.py)")
     p.add_argument("--list-boards", action="store_true", help="list the supported boards and exit")
     p.add_argument("--no-pnr", action="store_true", help="write the files only, run no toolchain")
     p.add_argument("--activity", help="a simulation report JSON (snnfpga simulate --json) for fps and power; "
@@ -54,6 +57,10 @@ def add_parser(subparsers) -> None:
     q.add_argument("--data-root", help="directory holding torchvision-layout data sets")
     q.set_defaults(func=_infer_handler)
 
+    from .cli_estimate import add_parser as add_estimate_parser
+
+    add_estimate_parser(subparsers)
+
 
 # --------------------------------------------------------------------------- helpers
 def _pct(r: dict) -> str:
@@ -76,15 +83,16 @@ def _build_handler(args: argparse.Namespace) -> int:
         raise BadOption("build needs MODEL and --board NAME (or --list-boards)")
     from snnfpga.ir import load
 
-    from .build import build
     from .performance import dataset_frames, performance
     from .uart_top import DEFAULT_BAUD
 
     board = get_board(args.board)
     net = load(args.model)
     out = Path(args.out or Path("build") / board.name)
-    r = build(net, board, out, lanes=args.lanes, do_build=not args.no_pnr, baud=args.baud or DEFAULT_BAUD,
-              decode=args.decode)
+    from .clock import build_at_clock, parse_clock
+
+    r = build_at_clock(net, board, out, clock=parse_clock(args.clock), lanes=args.lanes, do_build=not args.no_pnr,
+                       baud=args.baud or DEFAULT_BAUD, decode=args.decode)
     r["power_device"] = board.power_device
     print(f"{net.name}: {net.coding} T={net.timesteps}, lanes={args.lanes}, decode={args.decode} on {board.name} "
           f"({board.device}), "
@@ -99,7 +107,7 @@ def _build_handler(args: argparse.Namespace) -> int:
     if r["resources"]:
         for kind, res in r["resources"].items():
             print(f"  {kind:6s} {_pct(res)}")
-        print(f"fmax {r['fmax_mhz']} MHz (board clock {r['clock_mhz']} MHz)")
+        print(f"fmax {r['fmax_mhz']} MHz (clock {r['clock_mhz']} MHz: {r.get('clock', {}).get('source', 'osc')})")
     sim_report = json.loads(Path(args.activity).read_text()) if args.activity else None
     frames = None
     if sim_report is None:
@@ -123,6 +131,11 @@ def _build_handler(args: argparse.Namespace) -> int:
         for a in perf.power["assumptions"]:
             print(f"  assumption: {a}")
     e = perf.energy_paper
+    if perf.power:
+        p = perf.power
+        print(f"energy: {p['fps_per_w']:.0f} frames/J = static alone {p['fps_per_w_static']:.0f} (dominated by "
+              f"{p['dominant']['fps_per_w_static']}) with dynamic alone {p['fps_per_w_dynamic']:.0f}; dynamic "
+              f"{p['dynamic_energy_per_frame_nj']:.1f} nJ/frame (dominated by {p['dominant']['dynamic_energy_per_frame_nj']})")
     print(f"paper energy E = N*Ei + L*El: TrueNorth {e['truenorth']:.1f}, SpiNNaker {e['spinnaker']:.1f}")
     if args.json:
         Path(args.json).write_text(json.dumps(r, indent=1, default=str) + "\n")
@@ -130,6 +143,8 @@ def _build_handler(args: argparse.Namespace) -> int:
 
 
 def _infer_handler(args: argparse.Namespace) -> int:
+    import sys
+
     import numpy as np
 
     from snnfpga.ir import load
@@ -155,11 +170,18 @@ def _infer_handler(args: argparse.Namespace) -> int:
         print(f"warning: {warning}")
     r = infer(args.port, net, frames, baud=args.baud or DEFAULT_BAUD, window=args.window)
     ref = simulate(net, frames)
-    agree = float(np.mean(np.asarray(r["classes"]) == ref.classes))
-    exact = sum(tuple(m) == tuple(int(x) for x in o) for m, o in zip(r["membranes"], ref.output))
-    print(f"{len(frames)} frames in {r['seconds']:.2f} s ({r['frames_per_second']:.1f} frames/s over the UART)")
-    print(f"board vs integer reference: classes agree {100 * agree:.2f} %, membranes bit-exact "
-          f"{exact}/{len(frames)}")
-    if labels is not None:
-        print(f"board accuracy {100 * float(np.mean(np.asarray(r['classes']) == labels)):.2f} %")
+    ok = [x.index for x in r.results if x.ok]  # lost frames have no class: never guessed
+    agree = sum(r.classes[k] == ref.classes[k] for k in ok)
+    exact = sum(r.membranes[k] == tuple(int(x) for x in ref.output[k]) for k in ok)
+    print(f"{len(frames)} frames in {r.seconds:.2f} s ({r.frames_per_second or 0:.1f} frames/s over the UART)")
+    print(r.summary())
+    print(f"board vs integer reference on the {len(ok)} answered frames: classes agree {agree}/{len(ok)}, "
+          f"membranes bit-exact {exact}/{len(ok)}")
+    if labels is not None and ok:
+        print(f"board accuracy {100 * sum(r.classes[k] == labels[k] for k in ok) / len(ok):.2f} % "
+              f"(answered frames)")
+    if r.lost:
+        reasons = sorted({x.lost for x in r.results if not x.ok})
+        print(f"snnfpga: error: {r.lost} of {len(frames)} frames lost ({'; '.join(reasons)})", file=sys.stderr)
+        return 1
     return 0

@@ -60,6 +60,7 @@ class MemoryNeed:
     count: int = 1  # identical memories (lanes, banks)
     initialised: bool = False
     paths: tuple[str, ...] = ()
+    transparent: bool = False  # read port transparent to the write port (MemoryDescription)
 
     @property
     def bits(self) -> int:
@@ -82,13 +83,13 @@ def memory_needs(net, *, lanes: int = 1, fifo_depth: int | None = None, decode: 
         raise BadOption(f"lanes must be a positive integer, not {lanes!r}")
     groups: dict[tuple, list] = {}
     for mem in describe(net, lanes=lanes, decode=decode).memories:
-        key = (mem.stage, mem.role, mem.depth, mem.width, mem.initialised)
+        key = (mem.stage, mem.role, mem.depth, mem.width, mem.initialised, mem.transparent)
         groups.setdefault(key, []).append(f"{CORE_NAME}.{mem.path}")
     needs = []
-    for (stage, role, depth, width, initialised), paths in groups.items():
+    for (stage, role, depth, width, initialised, transparent), paths in groups.items():
         owner = "input encoder" if stage == "in" else f"layer {stage}"
         needs.append(MemoryNeed(f"{owner} {_ROLE_NAMES.get(role, role)}", depth, width, count=len(paths),
-                                initialised=initialised, paths=tuple(paths)))
+                                initialised=initialised, paths=tuple(paths), transparent=transparent))
     fifo = request_fifo_memory(net, fifo_depth)
     needs.append(MemoryNeed("UART request FIFO", fifo.depth, fifo.width, initialised=fifo.initialised,
                             paths=(fifo.path,)))
@@ -121,13 +122,26 @@ def in_block_ram(mem: MemoryNeed, board: Board) -> bool:
         rom_small, ram_small = SMALL_BITS.get(board.family, (2048, 2048))
         return bits >= (rom_small if mem.initialised else ram_small)
     block_cost, lutram = YOSYS_RAM_COSTS[board.family]
+    # yosys adds FACTOR_EMU (2) x its emulation score to a RAM cell's cost (memory_libmap.cc
+    # score_emu_ports, handle_trans): 1 for a read port not shared with a write port (ours
+    # never are); a read port transparent to the write port: 3 for soft transparency logic;
+    # a non-transparent one (old data on a collision) on a block RAM: read-first emulation,
+    # 3 per write port plus the 3 of the transparency logic it needs; a distributed RAM's
+    # asynchronous read needs neither. E.g. on iCE40 a 5x40-bit transparent RAM (200 bits)
+    # costs 3 EBR x 64 + 8 = 200, ties with 200 bits of logic and goes to logic (ties do); a
+    # 5x28-bit non-transparent one costs 2 x 64 + 14 = 142 against 140 bits: logic too.
+    if mem.initialised:
+        emu = emu_lutram = 2 * 1
+    else:
+        emu = 2 * (1 + 3 if mem.transparent else 1 + 3 + 3)
+        emu_lutram = 2 * (1 + 3 * mem.transparent)
     best = int(bits / 16 if mem.initialised else bits)  # soft logic
     if lutram is not None and not mem.initialised:
         d, w, cost = lutram
         rows = math.ceil(mem.depth / d)
         best = min(best, cost * rows * math.ceil(mem.width / w)
-                   + 0.5 * (rows - 1) * mem.width + (0.5 * rows if rows > 1 else 0))
-    return block_cost * _blocks(mem, board) < best
+                   + 0.5 * (rows - 1) * mem.width + (0.5 * rows if rows > 1 else 0) + emu_lutram)
+    return block_cost * _blocks(mem, board) + emu < best
 
 
 def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto") -> dict:

@@ -38,7 +38,7 @@ from snnfpga.metrics.energy import paper_energy_record as paper_energy
 from .protocol import Protocol
 from .registry import BOARDS, Board
 
-__all__ = ["Device", "DEVICES", "estimate", "paper_energy", "activity_from_reference",
+__all__ = ["Device", "DEVICES", "estimate", "energy_split", "paper_energy", "activity_from_reference",
            "PAPER_CONSTANTS", "ACTIVITY_KEYS", "device_for"]
 
 
@@ -86,6 +86,8 @@ class Device:
     e_bram_read: float
     e_bram_write: float
     assumptions: tuple[str, ...] = ()
+    #: the constant behind ``static_w``, as :func:`estimate` names it when static power dominates
+    static_source: str = "static_w"
 
 
 # iCE40 UltraPlus datasheet FPGA-DS-02008, Table 4.6: core standby current ICCSTDBY 75 uA typ at
@@ -105,6 +107,7 @@ _XC7A35T_STATIC = 95e-3 * 1.0 + 22e-3 * 1.8 + 2e-3 * 1.0
 DEVICES: dict[str, Device] = {
     "ice40up5k": Device(
         name="Lattice iCE40 UltraPlus UP5K", static_w=_ICE40_STATIC,
+        static_source="_ICE40_STATIC (UP5K ICCSTDBY 75 uA x 1.2 V, datasheet)",
         e_clock_base=E_CLOCK_BASE_ICE40, e_toggle=E_TOGGLE_ICE40, e_dsp=E_DSP_ICE40,
         e_bram_read=E_BRAM_READ_XILINX28, e_bram_write=E_BRAM_WRITE_XILINX28,
         assumptions=(
@@ -115,6 +118,7 @@ DEVICES: dict[str, Device] = {
         )),
     "ecp5-85f": Device(
         name="Lattice ECP5 LFE5U-85F", static_w=_ECP5_85F_STATIC + 7 * _ECP5_ICCIO_BANK,
+        static_source="_ECP5_85F_STATIC (25F core ICC 77 mA scaled by LUT count x3.44, an assumption)",
         # ASSUMPTION: ECP5 and iCE40 UltraPlus are both 40 nm; per-cycle and per-toggle energies
         # are the iCE40 measurements scaled by (1.1 V / 1.219 V)^2.
         e_clock_base=E_CLOCK_BASE_ICE40 * (1.1 / _ICE40_MEAS_V) ** 2,
@@ -130,6 +134,7 @@ DEVICES: dict[str, Device] = {
         )),
     "xc7a35t": Device(
         name="Xilinx Artix-7 XC7A35T", static_w=_XC7A35T_STATIC,
+        static_source="_XC7A35T_STATIC (DS181 ICCINTQ 95 mA + ICCAUXQ 22 mA)",
         # ASSUMPTION: clock-base and toggle energies are the iCE40 figures scaled by (1.0/1.219)^2.
         e_clock_base=E_CLOCK_BASE_ICE40 * (1.0 / _ICE40_MEAS_V) ** 2,
         e_toggle=E_TOGGLE_ICE40 * (1.0 / _ICE40_MEAS_V) ** 2,
@@ -201,7 +206,9 @@ def estimate(device, resources: Mapping | None, activity: Mapping[str, float], f
     -------
     dict
         ``static_w, memories_w, logic_w, io_w, total_w, fps_per_w, energy_per_frame_j,
-        assumptions`` (every assumption the figures rest on).
+        assumptions`` (every assumption the figures rest on), and the static / dynamic split
+        of :func:`energy_split` (``fps_per_w_static``, ``fps_per_w_dynamic``,
+        ``dynamic_energy_per_frame_nj``, ``dominant``, ...).
     """
     dev = device_for(device)
     if fps < 0 or fmax_mhz < 0:
@@ -230,7 +237,20 @@ def estimate(device, resources: Mapping | None, activity: Mapping[str, float], f
         f"{EVENT_BITS} bits switch per spike event; an accumulator update switches acc_bits={acc_bits} cells",
         "UART pin load 10 pF at 3.3 V (E = C V^2 per rising edge)",
     ]
+    terms = {  # watts per constant: what each figure below is most sensitive to
+        dev.static_source: static_w,
+        "E_clock_base (clock tree and counters, per cycle)": f_clk * dev.e_clock_base,
+        "E_toggle x IDLE_TOGGLE (background toggling of the used LUTs)": f_clk * luts * dev.e_toggle * IDLE_TOGGLE,
+        "E_toggle (accumulator and event bits switched per frame)":
+            fps * (a["accumulator_updates"] * acc_bits + a["events"] * EVENT_BITS) * dev.e_toggle,
+        "E_dsp (multiplies)": fps * a["multiplies"] * dev.e_dsp,
+        "E_bram_read (memory reads)": fps * a["memory_reads"] * dev.e_bram_read,
+        "E_bram_write (memory writes)": fps * a["memory_writes"] * dev.e_bram_write,
+        "E_IO_TOGGLE (UART pin)": io_w,
+    }
+    split = energy_split(terms, static_key=dev.static_source, fps=fps)
     return {
+        **split,
         "device": dev.name,
         "clock_mhz": fmax_mhz,
         "fps": fps,
@@ -246,6 +266,39 @@ def estimate(device, resources: Mapping | None, activity: Mapping[str, float], f
         "dynamic_energy_per_frame_j": (total_w - static_w) / fps if fps > 0 else math.inf,
         "assumptions": assumptions,
     }
+
+
+def energy_split(terms: Mapping[str, float], *, static_key: str, fps: float) -> dict:
+    """Frames per joule with the static and dynamic parts apart, and the dynamic energy per frame.
+
+    ``terms`` are watts per constant (``static_key`` the static one). Published SNN accelerator
+    figures are usually dynamic only (e.g. nJ/image), so the split is what compares with them;
+    each figure names the constant whose term is largest in it (``dominant``), the first one to
+    check when the figure matters.
+
+    Returns ``dynamic_w`` (W), ``fps_per_w_static`` (frames/J were the static power the only
+    draw), ``fps_per_w_dynamic`` (frames/J of the dynamic power alone), ``static_energy_per_frame_nj``,
+    ``dynamic_energy_per_frame_nj`` (nJ), ``power_terms_w`` (``terms``) and ``dominant``:
+    ``{figure: constant}`` for ``fps_per_w``, ``fps_per_w_static``, ``fps_per_w_dynamic`` and
+    ``dynamic_energy_per_frame_nj``.
+    """
+    static_w = float(terms[static_key])
+    dynamic = {k: float(v) for k, v in terms.items() if k != static_key}
+    dynamic_w = sum(dynamic.values())
+    top_dynamic = max(dynamic, key=dynamic.get) if dynamic else static_key
+    top_total = max(terms, key=lambda k: float(terms[k]))
+
+    def per_j(w: float) -> float:
+        return fps / w if w > 0 else math.inf
+
+    def nj(w: float) -> float:
+        return 1e9 * w / fps if fps > 0 else math.inf
+
+    return {"dynamic_w": dynamic_w, "fps_per_w_static": per_j(static_w), "fps_per_w_dynamic": per_j(dynamic_w),
+            "static_energy_per_frame_nj": nj(static_w), "dynamic_energy_per_frame_nj": nj(dynamic_w),
+            "power_terms_w": {k: float(v) for k, v in terms.items()},
+            "dominant": {"fps_per_w": top_total, "fps_per_w_static": static_key,
+                         "fps_per_w_dynamic": top_dynamic, "dynamic_energy_per_frame_nj": top_dynamic}}
 
 
 def activity_from_reference(net, result=None, *, lanes: int = 1, frames=None, decode: str = "auto") -> dict:

@@ -6,7 +6,7 @@ import numpy as np
 import pytest
 
 from snnfpga.boards import cli
-from snnfpga.boards.host import HostError, infer_on
+from snnfpga.boards.host import LOST_TIMEOUT, infer_on
 from snnfpga.boards.performance import Performance, busiest_layer_events, performance
 from snnfpga.boards.protocol import Protocol
 from snnfpga.cli import main
@@ -101,11 +101,10 @@ class FakeBoard:
         self.rx += data
         while len(self.rx) >= self.proto.request_bytes:
             req, self.rx = self.rx[:self.proto.request_bytes], self.rx[self.proto.request_bytes:]
-            assert req[0] == 0xA5
-            frame = np.frombuffer(bytes(req[1:]), dtype=np.uint8).astype(np.int64)[None]
-            r = reference.simulate(self.net, frame)
+            seq, pixels = self.proto.decode_request(bytes(req))
+            r = reference.simulate(self.net, np.asarray([pixels], dtype=np.int64))
             if self.drop_after is None or self.answered < self.drop_after:
-                self.tx += self.proto.encode_response(int(r.classes[0]), [int(x) for x in r.output[0]])
+                self.tx += self.proto.encode_response(int(r.classes[0]), [int(x) for x in r.output[0]], seq=seq)
             self.answered += 1
 
     def read(self, n):
@@ -117,9 +116,10 @@ class FakeBoard:
 def test_host_protocol_loop(window):
     net = random_network(seed=2)
     frames = random_frames(net, 5, seed=1)
-    responses = infer_on(FakeBoard(net), Protocol.for_network(net), frames, window=window)
+    got = infer_on(FakeBoard(net), Protocol.for_network(net), frames, window=window)
     ref = reference.simulate(net, frames)
-    assert [r.cls for r in responses] == list(ref.classes)
-    assert [r.membranes for r in responses] == [tuple(int(x) for x in m) for m in ref.output]
-    with pytest.raises(HostError, match=r"frame 2: expected \d+ response bytes, got 0"):
-        infer_on(FakeBoard(net, drop_after=2), Protocol.for_network(net), frames)
+    assert got.classes == list(ref.classes)
+    assert got.membranes == [tuple(int(x) for x in m) for m in ref.output]
+    lost = infer_on(FakeBoard(net, drop_after=2), Protocol.for_network(net), frames, retries=1)
+    assert lost.classes[:2] == list(ref.classes[:2]) and lost.lost == 3
+    assert [r.lost for r in lost.results[2:]] == [LOST_TIMEOUT] * 3 and lost.results[2].attempts == 2
