@@ -13,7 +13,7 @@ elaborated design.
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING, Any
 
 from amaranth.hdl import Shape
@@ -40,7 +40,9 @@ class MemoryDescription:
     :class:`~snnfpga.ir.Stage` name of its owner (``"in"`` for the input encoder, else the
     layer index); ``role`` one of :data:`ROLES`; ``depth`` words of ``width`` bits.
     ``initialised``: its contents come from the IR (weights, biases) and the design never
-    writes it, a ROM; otherwise it starts as zeros and the design writes it.
+    writes it, a ROM; otherwise it starts as zeros and the design writes it. ``transparent``:
+    its read port is transparent to its write port (yosys emulates that in logic around a
+    block RAM, which enters its block-or-logic choice: ``boards.fit.in_block_ram``).
     """
 
     path: str
@@ -49,6 +51,7 @@ class MemoryDescription:
     depth: int
     width: int
     initialised: bool
+    transparent: bool = field(default=False, compare=False)  # a property of the ports, not of the memory
 
     @property
     def bits(self) -> int:
@@ -94,7 +97,7 @@ class LayerDescription:
         return {"index": self.index, "kind": self.kind, "n_in": self.n_in, "n_out": self.n_out,
                 "weight_bits": self.weight_bits, "acc_bits": self.acc_bits,
                 "weight_words": self.weight_words, "membrane_words": self.membrane_words,
-                "lanes": self.lanes, "multipliers": self.multipliers}
+                "lanes": self.lanes, "multipliers": self.multipliers, "decode": self.decode}
 
 
 @dataclass(frozen=True)
@@ -136,7 +139,7 @@ class HardwareDescription:
         tb = time_bits(self.timesteps)
         return {
             "top": self.top, "coding": self.coding, "timesteps": self.timesteps, "lanes": self.lanes,
-            "input": {"size": self.input_size, "bits": self.input_bits, "signed": self.input_signed,
+            "decode": self.decode, "input": {"size": self.input_size, "bits": self.input_bits, "signed": self.input_signed,
                       "input_coding": self.input_coding},
             "n_classes": self.n_classes, "out_acc_bits": self.out_acc_bits, "cls_bits": self.cls_bits,
             "taps": [{"stage": s.name if s.is_input else int(s), "name": f"tap_{s.name}", "neurons": n,
@@ -149,7 +152,8 @@ class HardwareDescription:
 
 def _memories(prefix: str, stage: Stage, part) -> tuple[MemoryDescription, ...]:
     return tuple(MemoryDescription(path=f"{prefix}.{path}", stage=stage.name, role=role, depth=mem.depth,
-                                   width=Shape.cast(mem.shape).width, initialised=not mem.write_ports)
+                                   width=Shape.cast(mem.shape).width, initialised=not mem.write_ports,
+                                   transparent=any(rp.transparent_for for rp in mem.read_ports))
                  for path, role, mem in part.memories)
 
 

@@ -205,11 +205,12 @@ def test_summary_is_the_description():
     d = describe(net, lanes=2, name="top2")
     s = summary(net, lanes=2, name="top2")
     assert s == d.summary()
-    assert list(s) == ["top", "coding", "timesteps", "lanes", "input", "n_classes", "out_acc_bits",
+    assert list(s) == ["top", "coding", "timesteps", "lanes", "decode", "input", "n_classes", "out_acc_bits",
                        "cls_bits", "taps", "layers", "memories", "multipliers"]
     assert [t["stage"] for t in s["taps"]] == ["in", 0]
     assert list(s["layers"][0]) == ["index", "kind", "n_in", "n_out", "weight_bits", "acc_bits",
-                                    "weight_words", "membrane_words", "lanes", "multipliers"]
+                                    "weight_words", "membrane_words", "lanes", "multipliers", "decode"]
+    assert s["decode"] == "auto" and s["layers"][0]["decode"] == "none"  # rate: no decode LUT
     assert s["memories"][0] == {"path": "enc_in.frame", "stage": "in", "role": "frames", "depth": 16,
                                 "width": 8, "bits": 128, "initialised": False}
     assert sum(m["bits"] for m in s["memories"]) == sum(m.bits for m in d.memories)
