@@ -26,7 +26,7 @@ __all__ = ["main", "build_parser"]
 
 #: what each hardware command imports from the ``hardware`` extra
 HARDWARE_MODULES = {"generate": ("amaranth",), "simulate": ("amaranth", "cocotb", "cocotb_tools"),
-                    "build": ("amaranth", "amaranth_boards"), "infer": ("amaranth",),
+                    "build": ("amaranth", "amaranth_boards"), "infer": ("amaranth",), "estimate": ("amaranth",),
                     "run": ("amaranth", "cocotb", "cocotb_tools")}
 
 
@@ -63,6 +63,12 @@ def _add_model_options(p: argparse.ArgumentParser) -> None:
     p.add_argument("--model", choices=("mlp", "cnn", "resnet"), default="mlp")
     p.add_argument("--hidden", type=types.hidden, nargs="+", default=None,
                    help="hidden sizes (mlp, default 128) or channels (cnn, default 16 32; resnet: stem, then one basic block per width, default 16 16 32)")
+    p.add_argument("--kernel", type=types.int_range(1, 15), nargs="+", default=None,
+                   help="cnn: conv kernel size, one for all layers or one per layer (default 3; padding k//2)")
+    p.add_argument("--stride", type=types.int_range(1, 8), nargs="+", default=None,
+                   help="cnn: conv stride, one for all layers or one per layer (default 1)")
+    p.add_argument("--pool", type=types.int_range(1, 8), nargs="+", default=None,
+                   help="cnn: average pool after each conv, one for all or one per layer (default 2; 1 = none)")
     p.add_argument("--epochs", type=types.non_negative, default=30, help="ANN training epochs (default: 30)")
 
 
@@ -76,11 +82,14 @@ def build_parser() -> argparse.ArgumentParser:
     _add_data_options(p)
     _add_model_options(p)
     p.add_argument("--seed", type=types.seed, default=0)
-    p.add_argument("-o", "--output", default="runs/ann.pt", help="checkpoint path (default: runs/ann.pt)")
+    p.add_argument("-o", "--output", default="runs/ann.pt",
+                   help="checkpoint path (default: runs/ann.pt); the torch.export program (.pt2) is written beside "
+                        "it, or alone with -o NAME.pt2")
     p.set_defaults(func=cmd_train)
 
     p = sub.add_parser("convert", parents=[common], help="convert a trained ANN to an integer SNN (Network IR)")
-    p.add_argument("checkpoint", help="checkpoint written by 'snnfpga train'")
+    p.add_argument("checkpoint", help="a torch.export program (.pt2, torch.export.save: any supported "
+                                      "architecture) or a checkpoint written by 'snnfpga train' (.pt)")
     _add_data_options(p)
     _add_convert_options(p)
     p.add_argument("-o", "--output", default=None, help="IR path (default: beside the checkpoint, <coding>.snn.json)")
@@ -120,6 +129,12 @@ def build_parser() -> argparse.ArgumentParser:
 
     for mod in (rtl_cli, sim_cli, boards_cli):
         mod.add_parser(sub)
+    from . import nir_io  # snnfpga import / export (NIR, issue 12)
+
+    nir_io.add_parser(sub)
+    from . import sweep_cli
+
+    sweep_cli.add_parser(sub)
     return parser
 
 
@@ -127,24 +142,30 @@ def build_parser() -> argparse.ArgumentParser:
 def cmd_train(args) -> int:
     from . import flow
 
+    from .convert.export import save_export
+
     opts = flow.RunOptions.from_args(args)
     data = flow.load_data(opts)
-    t = flow.train(opts, data, checkpoint=args.output)
+    out = Path(args.output)
+    pt2 = out if out.suffix == ".pt2" else out.with_suffix(".pt2")
+    t = flow.train(opts, data, checkpoint=None if out.suffix == ".pt2" else out)
+    save_export(t.model, data.shape, pt2, meta=t.arch)  # architecture + weights, no pickles
     print(f"ANN {t.arch['model']} {t.arch['hidden']} on {data.name}: train {100 * t.arch['accuracy']['train']:.2f}% "
-          f"test {100 * t.test_accuracy:.2f}%  → {args.output}")
+          f"test {100 * t.test_accuracy:.2f}%  → {', '.join(str(p) for p in dict.fromkeys((out, pt2)))}")
     return 0
 
 
 def cmd_convert(args) -> int:
     from . import flow
+    from .api import check_model, load_model
     from .convert.data import load_dataset
-    from .convert.models import load_checkpoint
     from .convert.pipeline import convert
     from .ir import save
     from .report import format_rows
 
-    model, arch = load_checkpoint(args.checkpoint)
+    model, in_shape, arch = load_model(args.checkpoint)  # .pt2 (torch.export) or a 'snnfpga train' checkpoint
     data = load_dataset(arch.get("dataset", args.dataset), args.data_root)
+    check_model(model, data.train_x, f"data set {data.name!r} (--dataset)", in_shape)
     opts = flow.RunOptions.from_args(args).convert_options()
     out = Path(args.output) if args.output else Path(args.checkpoint).with_name(f"{opts.coding}.snn.json")
     c = convert(model, data, opts, name=out.name.split(".")[0], progress=not args.quiet)

@@ -79,6 +79,9 @@ class RunOptions:
     data_root: str | None = None
     model: str = "mlp"
     hidden: tuple[int, ...] | None = None  #: default (128,) for mlp, (16, 32) for cnn
+    kernel: tuple[int, ...] | None = None  #: cnn: kernel size per conv (one for all), default 3
+    stride: tuple[int, ...] | None = None  #: cnn: stride per conv, default 1
+    pool: tuple[int, ...] | None = None  #: cnn: average pool after each conv (1 = none), default 2
     epochs: int = 30
     coding: str = "sc-ttfs"
     timesteps: int | None = None  #: default: :func:`default_timesteps`
@@ -108,8 +111,9 @@ class RunOptions:
     def from_args(cls, args: argparse.Namespace) -> RunOptions:
         """From parsed ``train`` / ``convert`` / ``run`` arguments (options a command lacks keep their defaults)."""
         kw: dict[str, Any] = {f.name: getattr(args, f.name) for f in fields(cls) if hasattr(args, f.name)}
-        if kw.get("hidden") is not None:
-            kw["hidden"] = tuple(kw["hidden"])
+        for key in ("hidden", "kernel", "stride", "pool"):
+            if kw.get(key) is not None:
+                kw[key] = tuple(kw[key])
         if hasattr(args, "no_sweep"):
             kw["sweep"] = not args.no_sweep
         if hasattr(args, "no_hardware"):
@@ -252,7 +256,7 @@ class HardwareFrames:
     """Integer test frames, their labels, and the integer reference's result on them (run once)."""
 
     frames: np.ndarray  #: (N, input size), integer pixels
-    labels: np.ndarray
+    labels: np.ndarray | None  #: None: unlabelled frames (no accuracy, only the bit-exact check)
     ref: Result
 
     def head(self, n: int) -> HardwareFrames:
@@ -265,19 +269,28 @@ class HardwareFrames:
         ref = Result(output=self.ref.output[:n], classes=self.ref.classes[:n],
                      spikes={k: LayerSpikes(t_enc=cut(s.t_enc), t_cal=cut(s.t_cal), raster=cut(s.raster))
                              for k, s in self.ref.spikes.items()})
-        return HardwareFrames(frames=self.frames[:n], labels=self.labels[:n], ref=ref)
+        return HardwareFrames(frames=self.frames[:n], labels=cut(self.labels), ref=ref)
 
 
 @dataclass
 class SimulateResult:
     report: SimulationReport
-    rtl_accuracy: float  #: RTL classes vs labels on the simulated images
-    int_ref_accuracy: float  #: the integer reference on the same images
+    rtl_accuracy: float  #: RTL classes vs labels on the simulated images (nan without labels)
+    int_ref_accuracy: float  #: the integer reference on the same images (nan without labels)
     seconds: float
 
     @property
     def images(self) -> int:
         return self.report.images
+
+    @property
+    def mismatching_images(self) -> int:
+        """Frames whose spike events or output membranes differ from the integer reference (must be 0)."""
+        return self.report.mismatching_images
+
+    @property
+    def bit_exact(self) -> bool:
+        return self.report.mismatching_images == 0
 
 
 @dataclass
@@ -336,16 +349,17 @@ def train(opts: RunOptions, data: Dataset, checkpoint: str | Path | None = None)
     """Train the ANN (seeded: reproducible); with ``checkpoint``, save it there."""
     import torch
 
-    from .convert.models import build_model, save_checkpoint
+    from .convert.models import build_model, model_options, save_checkpoint
     from .convert.train import train_ann
 
     t0 = time.time()
     hidden = opts.hidden_sizes
     torch.manual_seed(opts.seed)  # the initial weights too: a run is reproducible
-    model = build_model(opts.model, data.shape, data.classes, hidden)
+    options = model_options(vars(opts))
+    model = build_model(opts.model, data.shape, data.classes, hidden, **options)
     acc = train_ann(model, data, epochs=opts.epochs, seed=opts.seed, progress=not opts.quiet)
     arch = {"model": opts.model, "hidden": list(hidden), "in_shape": list(data.shape), "classes": data.classes,
-            "dataset": data.name, "epochs": opts.epochs, "accuracy": acc}
+            "dataset": data.name, "epochs": opts.epochs, "accuracy": acc, **{k: list(v) for k, v in options.items()}}
     if checkpoint is not None:
         save_checkpoint(model, arch, checkpoint)
     return TrainResult(model=model, arch=arch, checkpoint=Path(checkpoint) if checkpoint is not None else None,
@@ -437,17 +451,22 @@ def hardware_frames(net: Network, data: Dataset, n: int) -> HardwareFrames:
 
 
 def simulate(opts: RunOptions, net: Network, gen: GenerateResult, hw: HardwareFrames, out: Path,
-             say: Say = print) -> SimulateResult:
+             say: Say = print, build_root: Path | None = None) -> SimulateResult:
     """Simulate the generated Verilog with cocotb on ``hw``'s frames and compare it, event by event,
-    with ``hw``'s reference result."""
+    with ``hw``'s reference result. The compiled model goes under ``out/sim_build`` (or ``build_root``,
+    e.g. the shared cache :func:`snnfpga.sim.runner.default_build_root`)."""
     from . import sim
 
     t0 = time.time()
     say(f"RTL: cocotb + {opts.simulator} on {len(hw.frames)} test images (lanes={opts.lanes}) ...")
-    rep = sim.simulate(net, hw.frames, simulator=opts.simulator, lanes=opts.lanes, build_dir=out / "sim_build",
+    rep = sim.simulate(net, hw.frames, simulator=opts.simulator, lanes=opts.lanes,
+                       build_dir=build_root if build_root is not None else out / "sim_build",
                        verilog=gen.verilog, ref=hw.ref)
-    rtl_acc = float((np.asarray(rep.rtl_classes) == hw.labels).mean())
-    ref_acc = float((np.asarray(rep.reference_classes) == hw.labels).mean())
+    if hw.labels is None:
+        rtl_acc = ref_acc = float("nan")
+    else:
+        rtl_acc = float((np.asarray(rep.rtl_classes) == hw.labels).mean())
+        ref_acc = float((np.asarray(rep.reference_classes) == hw.labels).mean())
     cpf = (rep.cycles_per_frame or {}).get("mean")
     say(f"RTL: {rep.images} images, {rep.mismatching_images} mismatching (bit-exact: every spike event and "
         f"output membrane), accuracy {100 * rtl_acc:.2f}% (integer reference on the same images "
@@ -458,10 +477,10 @@ def simulate(opts: RunOptions, net: Network, gen: GenerateResult, hw: HardwareFr
     return SimulateResult(report=rep, rtl_accuracy=rtl_acc, int_ref_accuracy=ref_acc, seconds=time.time() - t0)
 
 
-def build(opts: RunOptions, net: Network, out: Path, hw: HardwareFrames,
+def build(opts: RunOptions, net: Network, out: Path, hw: HardwareFrames | None,
           sim_report: SimulationReport | None, say: Say = print) -> BuildResult:
     """Place and route the UART top for ``opts.board``; fps and power from the measured frame
-    interval and ``hw``'s reference activity."""
+    interval and ``hw``'s reference activity (without ``hw``, every neuron is assumed to fire once)."""
     from .boards import build as board_build
     from .boards.performance import performance
     from .boards.registry import get_board
@@ -471,7 +490,8 @@ def build(opts: RunOptions, net: Network, out: Path, hw: HardwareFrames,
     say(f"board: building for {opts.board} (open toolchain) ...")
     b = board_build.build(net, board, out / "board", lanes=opts.lanes, decode=opts.decode)
     b["power_device"] = board.power_device
-    perf = performance(net, b, lanes=opts.lanes, sim_report=sim_report, frames=hw.frames, ref=hw.ref)
+    perf = performance(net, b, lanes=opts.lanes, sim_report=sim_report, frames=hw.frames if hw else None,
+                       ref=hw.ref if hw else None)
     pw = perf.power or {}
     say(f"board: {opts.board}: fmax {b.get('fmax_mhz') or float('nan'):.1f} MHz (clock {perf.clock_mhz} MHz), "
         f"{perf.fps or float('nan'):.0f} frames/s, {pw.get('total_w', float('nan')) * 1e3:.2f} mW, "

@@ -7,7 +7,7 @@ from torch import nn
 
 from ..errors import BadFile, BadOption
 
-__all__ = ["mlp", "cnn", "resnet", "BasicBlock", "ResNet", "build_model", "MODELS", "save_checkpoint", "load_checkpoint", "CheckpointError"]
+__all__ = ["mlp", "cnn", "CNN_OPTIONS", "model_options", "resnet", "BasicBlock", "ResNet", "build_model", "MODELS", "save_checkpoint", "load_checkpoint", "CheckpointError"]
 
 
 class CheckpointError(BadFile, ValueError):
@@ -31,13 +31,51 @@ def mlp(in_shape: tuple[int, ...], hidden: tuple[int, ...] = (128,), classes: in
     return nn.Sequential(*layers)
 
 
-def cnn(in_shape: tuple[int, ...], channels: tuple[int, ...] = (16, 32), classes: int = 10) -> nn.Sequential:
-    """(Conv3x3 → BatchNorm2d → ReLU → AvgPool2)* → Flatten → Linear: pooling by average, as SNNs need."""
+def _per_layer(name: str, values: tuple[int, ...] | None, n: int, default: int, lo: int) -> tuple[int, ...]:
+    """One value per conv stage: ``default`` for all, a single value for all, or one each."""
+    if values is None or len(values) == 0:
+        return (default,) * n
+    values = tuple(int(v) for v in values)
+    if len(values) == 1:
+        values = values * n
+    if len(values) != n:
+        raise BadOption(f"cnn {name}: give one value or one per conv layer ({n}), not {len(values)}: {list(values)}")
+    bad = [v for v in values if v < lo]
+    if bad:
+        raise BadOption(f"cnn {name}: every value must be >= {lo}, not {bad[0]}")
+    return values
+
+
+def cnn(in_shape: tuple[int, ...], channels: tuple[int, ...] = (16, 32), classes: int = 10, *,
+        kernel: tuple[int, ...] | None = None, stride: tuple[int, ...] | None = None,
+        pool: tuple[int, ...] | None = None) -> nn.Sequential:
+    """(Conv k×k stride s, padding k//2 → BatchNorm2d → ReLU [→ AvgPool p])* → Flatten → Linear:
+    pooling by average, as SNNs need.
+
+    ``kernel``, ``stride`` and ``pool`` give one value for every conv stage or one per stage
+    (defaults 3, 1 and 2: the zoo's original network; pool 1 = none). A strided convolution
+    instead of stride 1 + pool 2 keeps the layer's partial sums at the pooled resolution, a
+    quarter of the memory and of the next layer's fan-out in hardware (docs/results-cnn.md,
+    "Board goals")."""
+    if len(in_shape) != 3:
+        raise BadOption(f"a cnn needs (channels, height, width) input, not {tuple(in_shape)}")
+    n = len(channels)
+    kernel = _per_layer("kernel", kernel, n, 3, 1)
+    stride = _per_layer("stride", stride, n, 1, 1)
+    pool = _per_layer("pool", pool, n, 2, 1)
     c, h, w = in_shape
     layers: list[nn.Module] = []
-    for ch in channels:
-        layers += [nn.Conv2d(c, ch, 3, padding=1), nn.BatchNorm2d(ch), nn.ReLU(), nn.AvgPool2d(2)]
-        c, h, w = ch, h // 2, w // 2
+    for i, ch in enumerate(channels):
+        k, s, p = kernel[i], stride[i], pool[i]
+        h, w = (h + 2 * (k // 2) - k) // s + 1, (w + 2 * (k // 2) - k) // s + 1
+        if h < p or w < p or h < 1 or w < 1:
+            raise BadOption(f"cnn layer {i} (kernel {k}, stride {s}, pool {p}) leaves no output: "
+                            f"{h}×{w} before pooling; use fewer layers, smaller strides or pools")
+        layers += [nn.Conv2d(c, ch, k, stride=s, padding=k // 2), nn.BatchNorm2d(ch), nn.ReLU()]
+        if p > 1:
+            layers.append(nn.AvgPool2d(p))
+            h, w = h // p, w // p
+        c = ch
     layers += [nn.Flatten(), nn.Linear(c * h * w, classes)]
     return nn.Sequential(*layers)
 
@@ -95,11 +133,29 @@ def resnet(in_shape: tuple[int, ...], channels: tuple[int, ...] = (16, 16, 32), 
 MODELS = {"mlp": mlp, "cnn": cnn, "resnet": resnet}
 
 
-def build_model(kind: str, in_shape: tuple[int, ...], classes: int = 10, hidden: tuple[int, ...] | None = None) -> nn.Module:
+#: options of the ``cnn`` builder beyond its channels (``--kernel``, ``--stride``, ``--pool``):
+#: recorded in a checkpoint's architecture file only when given, so older files stay valid
+CNN_OPTIONS = ("kernel", "stride", "pool")
+
+
+def model_options(arch: dict) -> dict[str, tuple[int, ...]]:
+    """The :data:`CNN_OPTIONS` an architecture dict (or run options as a dict) sets."""
+    return {k: tuple(arch[k]) for k in CNN_OPTIONS if arch.get(k) is not None}
+
+
+def build_model(kind: str, in_shape: tuple[int, ...], classes: int = 10, hidden: tuple[int, ...] | None = None,
+                **options: tuple[int, ...] | None) -> nn.Module:
+    """The zoo's ``kind`` network; ``options`` (:data:`CNN_OPTIONS`, None = default) only for ``cnn``."""
+    unknown = sorted(set(options) - set(CNN_OPTIONS))
+    if unknown:
+        raise BadOption(f"unknown model option(s) {unknown}; known: {', '.join(CNN_OPTIONS)}")
+    given = {k: v for k, v in options.items() if v is not None}
+    if given and kind != "cnn":
+        raise BadOption(f"--{'/--'.join(sorted(given))} only apply to --model cnn, not {kind!r}")
     if kind == "mlp":
         return mlp(in_shape, hidden or (128,), classes)
     if kind == "cnn":
-        return cnn(in_shape, hidden or (16, 32), classes)
+        return cnn(in_shape, hidden or (16, 32), classes, **given)
     if kind == "resnet":
         return resnet(in_shape, hidden or (16, 16, 32), classes)
     raise BadOption(f"unknown model {kind!r}; choose one of: {', '.join(MODELS)}")
@@ -133,7 +189,8 @@ def load_checkpoint(path) -> tuple[nn.Module, dict]:
         raise CheckpointError(f"{meta}: architecture file not found (written beside the checkpoint by 'snnfpga train')")
     try:
         arch = json.loads(meta.read_text())
-        model = build_model(arch["model"], tuple(arch["in_shape"]), arch["classes"], tuple(arch["hidden"]))
+        model = build_model(arch["model"], tuple(arch["in_shape"]), arch["classes"], tuple(arch["hidden"]),
+                            **model_options(arch))
     except (json.JSONDecodeError, KeyError, TypeError) as e:
         raise CheckpointError(f"{meta}: malformed architecture file ({e!r}); needs model, in_shape, classes, hidden") from None
     try:

@@ -81,14 +81,18 @@ class Shared:
     converted, so the λ search scores each candidate once for all of them.
 
     Nothing here changes a result: each item is exactly what one conversion computes alone.
+    ``calibration``: the (images, labels) the thresholds are fitted on, given by the caller
+    (:func:`snnfpga.api.convert`); by default a seeded sample of the training split.
     """
 
-    def __init__(self, model: nn.Module, data: Dataset, rate_timesteps: tuple[int, ...] = ()):
+    def __init__(self, model: nn.Module, data: Dataset, rate_timesteps: tuple[int, ...] = (),
+                 calibration: tuple[torch.Tensor, torch.Tensor] | None = None):
         self.model, self.data = model, data
         self.rate_timesteps = tuple(sorted(set(int(t) for t in rate_timesteps)))
         self._layers: list | None = None
         self._float_ann: float | None = None
         self._calib: dict[tuple[int, int], tuple[torch.Tensor, torch.Tensor]] = {}
+        self._given_calib = calibration
         self._rate_scores: dict[tuple, dict[int, list[float]]] = {}
 
     def layers(self) -> list:
@@ -112,6 +116,8 @@ class Shared:
         return self._float_ann
 
     def calibration(self, n: int, seed: int) -> tuple[torch.Tensor, torch.Tensor]:
+        if self._given_calib is not None:
+            return self._given_calib
         if (n, seed) not in self._calib:
             self._calib[(n, seed)] = calibration_sample(self.data, n, seed)
         return self._calib[(n, seed)]
@@ -202,10 +208,11 @@ def convert_network(model: nn.Module, data: Dataset, opts: ConvertOptions, name:
 
 
 def evaluate(c: Converted, data: Dataset, progress: bool = True,
-             float_result: tuple[float, float] | None = None) -> dict[str, Any]:
+             float_result: tuple[float, float] | None = None, float_ann: float | None = None) -> dict[str, Any]:
     """Float SNN and integer reference accuracy of a converted network on the test split; fills
-    and returns ``c.metrics`` (the float ANN's accuracy is the one recorded in the provenance).
-    ``float_result``: the float SNN's (accuracy, spikes per frame) if already known."""
+    and returns ``c.metrics`` (the float ANN's accuracy is the one recorded in the provenance
+    unless ``float_ann`` gives it on these images). ``float_result``: the float SNN's (accuracy,
+    spikes per frame) if already known."""
     t0 = time.perf_counter()
     opts = c.options
     if float_result is None:
@@ -218,7 +225,7 @@ def evaluate(c: Converted, data: Dataset, progress: bool = True,
                    int_ref=time.perf_counter() - t)
     c.metrics = {
         "coding": opts.coding, "timesteps": opts.timesteps, "input_coding": opts.input_coding,
-        "float_ann": c.float_ann, "float_snn": snn_acc, "int_ref": int_res["accuracy"],
+        "float_ann": c.float_ann if float_ann is None else float_ann, "float_snn": snn_acc, "int_ref": int_res["accuracy"],
         "images": int_res["images"], "float_spikes_per_frame": snn_spikes,
         "spikes_per_frame": int_res["spikes_per_frame"], "finetune": c.finetune,
         "seconds": c.seconds + time.perf_counter() - t0 + c.timings.get("float_snn", 0.0),
