@@ -5,7 +5,7 @@ SUDO   := $(shell [ "$$(id -u)" = 0 ] || echo sudo)
 # pytest workers: CI has 2 cores
 JOBS   ?= 2
 
-.PHONY: setup demo test bench clean
+.PHONY: setup demo test bench soak clean
 
 setup: $(VENV)/.installed /usr/bin/iverilog /usr/share/datasets/fashion-mnist
 
@@ -34,6 +34,12 @@ test: setup
 
 bench: setup
 	$(PY) benchmarks/bench_reference.py
+
+# Reliability soaks (about an hour on 2 cores): 500 random networks / 20,000 frames on Verilator,
+# and UART fault injection; each exits non-zero on any mismatch or wrong result.
+soak: setup
+	$(PY) benchmarks/soak_rtl.py --jobs $(JOBS) --json runs/bench/soak_rtl.json
+	$(PY) benchmarks/bench_uart_faults.py --frames 120 --codings sc-ttfs rate ttfs
 
 clean:
 	rm -rf runs build sim_build .pytest_cache

@@ -4,7 +4,8 @@ A batch is one time step (the previous stage's events of step t, closed by its e
 or for a first layer fed direct pixels the whole frame: its current ``Σ W·x`` is the same every
 step, so it is decoded once and the encode side runs T fire passes over it, clearing the bank
 only in the last one. Fire pass over each group of ``lanes`` neurons:
-``v = (t == 0 ? v0 : V) + b + P``; each lane in turn fires ``(j, t, 0)`` and subtracts
+``v = (t == 0 ? v0 : V) + b + P`` (a LIF, ``leak_shift`` k: ``V − (V >>> k)`` in place of ``V``,
+docs/ir.md "Leaky rate neurons"); each lane in turn fires ``(j, t, 0)`` and subtracts
 ``theta`` if ``v >= theta`` (through a one-entry event buffer, one cycle per neuron); ``V`` is
 written back. Hidden layers close each step with an end
 marker whose ``time`` is the step; the output layer never fires and emits its membranes as
@@ -48,6 +49,7 @@ class RateDenseLayer(DenseLayerBase):
         L, G, T, ab = self.lanes, self.groups, self.T, self.ab
         neuron = self.layer.neuron
         v0 = neuron.v0 if isinstance(neuron, RateNeuron) else 0
+        leak = getattr(neuron, "leak_shift", None)  # LIF (issue 12): no multiplier, one subtract
         m.submodules.membranes = self.membranes
         b_rp, v_rp, v_wp = self._bias_rp, self._membranes_rp, self._membranes_wp
         v = [Signal(signed(ab), name=f"v{k}") for k in range(L)]
@@ -109,7 +111,10 @@ class RateDenseLayer(DenseLayerBase):
             with m.State("ACC1"):          # ... and their data is here
                 m.d.comb += [bank.w_addr.eq(w), bank.w_data.eq(0), bank.w_en.eq(clear)]
                 for k in range(L):
-                    old = Mux(t == 0, v0, lane(v_rp.data, k, ab))
+                    carried = lane(v_rp.data, k, ab)
+                    if leak is not None:  # LIF leak (issue 12): V − (V >>> k), an arithmetic shift
+                        carried = carried - (carried >> leak)
+                    old = Mux(t == 0, v0, carried)
                     m.d.sync += v[k].eq(old + lane(b_rp.data, k, ab) + lane(bank.r_data, k, ab))
                 m.d.sync += ln.eq(0)
                 if self.is_output:

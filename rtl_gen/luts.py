@@ -3,15 +3,16 @@
 The LUTs are small (T entries) constants from the IR. ``ttfs_encode`` builds the combinational
 encode rule of DESIGN.md §3 for one membrane value: ``t_e = min{t : v >= enc[t]}``, then
 ``t_c = min{t >= t_e : v - enc[t_e] >= cal[t]}``, as T parallel comparators and priority
-encoders (cheap for the T <= 16 the codings use).
+encoders (cheap for the T <= 16 the codings use). Nothing in them is T deep (a priority tree,
+a thermometer for ``t >= t_e``), so the IR's whole T range elaborates (issue 13).
 """
 
 from __future__ import annotations
 
 from typing import NamedTuple, Sequence
 
-from amaranth.hdl import Array, Const, Module, Signal, Value, signed, unsigned
-from amaranth.utils import bits_for
+from amaranth.hdl import Array, Cat, Const, Module, Signal, Value, signed, unsigned
+from amaranth.utils import bits_for, ceil_log2
 
 from snnfpga.ir import TTFSNeuron
 
@@ -94,22 +95,57 @@ def pack_words(rows: Sequence[Sequence[int]], width: int) -> list[int]:
     return out
 
 
-def _priority(m: Module, bits: Sequence[Value], name: str, width: int) -> tuple[Value, Signal]:
-    """(any, index of the lowest set bit)."""
-    idx = Signal(unsigned(width), name=name)
-    for t in reversed(range(len(bits))):
-        with m.If(bits[t]):
-            m.d.comb += idx.eq(t)
+def _priority(m: Module, bits: Sequence[Value] | Value, name: str, width: int) -> tuple[Value, Signal]:
+    """(any, index of the lowest set bit; 0 when none is set).
+
+    A balanced tree, built level by level on whole vectors (a few wide operators per level, so
+    nothing is T deep for amaranth to walk recursively and elaboration stays fast at the IR's
+    largest T): a node joins its halves ``lo``, ``hi`` as ``any = any_lo | any_hi`` and ``idx =
+    Cat(any_lo ? idx_lo : idx_hi, ~any_lo & any_hi)``, with ``idx`` kept as bit planes (plane
+    ``b``: bit ``b`` of every node's index). About 2T selection bits and log2(T) levels.
+    """
+    flat = Cat(*bits) if not isinstance(bits, Value) else bits
+    # one signal, padded with zeros to a power of two: every level then slices signals (slicing
+    # a long Cat again and again would cost amaranth O(T²))
+    anys = Signal(1 << ceil_log2(max(1, len(flat))), name=f"{name}_any0")
+    m.d.comb += anys.eq(flat)
+    planes: list[Value] = []
+    level = 0
+    while len(anys) > 1:
+        lo, hi = anys[0::2], anys[1::2]
+        n = len(lo)
+        sel = Signal(n, name=f"{name}_lo{level + 1}")  # per node: the index comes from its lower half
+        nxt = Signal(n, name=f"{name}_any{level + 1}")
+        m.d.comb += [sel.eq(lo), nxt.eq(lo | hi)]
+        new_planes = []
+        for b, plane in enumerate(planes):
+            q = Signal(n, name=f"{name}_idx{level + 1}_{b}")
+            m.d.comb += q.eq((plane[0::2] & sel) | (plane[1::2] & ~sel))
+            new_planes.append(q)
+        top = Signal(n, name=f"{name}_idx{level + 1}_{level}")
+        m.d.comb += top.eq(~sel & hi)
+        planes, anys = new_planes + [top], nxt
+        level += 1
     anyv = Signal(name=name + "_any")
-    m.d.comb += anyv.eq(_or(bits))
+    idx = Signal(unsigned(width), name=name)
+    m.d.comb += [anyv.eq(anys[0]), idx.eq(Cat(*(p[0] for p in planes)))]
     return anyv, idx
 
 
-def _or(bits: Sequence[Value]) -> Value:
-    out = bits[0]
-    for b in bits[1:]:
-        out = out | b
-    return out
+def _thermometer(m: Module, x: Value, n: int, name: str) -> Value:
+    """``n`` bits, bit ``t`` set iff ``t >= x`` (``x`` unsigned): the bits of ``x`` from the
+    least significant up, each doubling the table (``Cat(lower & ~b, lower | ~b)``): about 2n
+    gates in a few wide operators, where n comparators would each be a cell for amaranth to
+    elaborate (and a variable shift costs amaranth O(n²) to check)."""
+    table: Value = Const(1, 1)                   # 0 >= x for the 0-bit x
+    for j in range(len(x)):
+        b = x[j].replicate(len(table))
+        nxt = Signal(2 * len(table), name=f"{name}{j}")
+        m.d.comb += nxt.eq(Cat(table & ~b, table | ~b))
+        table = nxt
+    if len(table) < n:                           # x < 2**len(x) <= t: always set
+        return Cat(table, Const(-1, n - len(table)))
+    return table[:n]
 
 
 class TTFSEncode(NamedTuple):
@@ -136,7 +172,8 @@ def ttfs_calibrate(m: Module, fired: Value, t_e: Value, r: Value, neuron: TTFSNe
     """Second half: ``t_c = min{t >= t_e : r >= cal[t]}`` (nothing for single-spike TTFS)."""
     if not neuron.calibrated:
         return TTFSEncode(fired, t_e, Const(0, 1), Const(0, t_bits))
-    ok = [(r >= int(neuron.cal[t])) & (t_e <= t) for t in range(len(neuron.cal))]
+    T = len(neuron.cal)
+    ok = Cat(*(r >= int(neuron.cal[t]) for t in range(T))) & _thermometer(m, t_e, T, f"{name}_after")
     cal_any, t_c = _priority(m, ok, f"{name}_tc", t_bits)
     return TTFSEncode(fired, t_e, fired & cal_any, t_c)
 

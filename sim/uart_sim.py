@@ -72,11 +72,11 @@ def run_uart(net, frames: np.ndarray, *, simulator: str = "verilator", divisor: 
     is ``idle_timeout_bits`` (short, to keep the simulation short); the host's timeout is longer
     than that plus a response's line time and the network's latency.
     """
-    from amaranth.back import verilog
     from cocotb_tools.check_results import get_results
     from cocotb_tools.runner import get_runner
 
     from snnfpga.boards.protocol import Protocol
+    from snnfpga.rtl_gen import emit
     from snnfpga.boards.uart_top import UARTTop
 
     prepare_simulator(simulator)
@@ -89,7 +89,7 @@ def run_uart(net, frames: np.ndarray, *, simulator: str = "verilator", divisor: 
         work = Path(work_dir) if work_dir is not None else Path(tmp)
         work.mkdir(parents=True, exist_ok=True)
         vpath = work / f"{TOP}.v"
-        vpath.write_text(verilog.convert(top, name=TOP))
+        vpath.write_text(emit.convert(top, name=TOP))  # portable: the same bytes on any checkout
         b = build(vpath, {"top": TOP}, simulator=simulator, build_root=build_root)
         cfg = {"protocol": {"input_size": proto.input_size, "input_bits": proto.input_bits,
                             "input_signed": proto.input_signed, "n_classes": proto.n_classes,

@@ -140,17 +140,39 @@ def decode(layer: Layer, x: np.ndarray, with_bias: bool = True) -> np.ndarray:
     return v.reshape(v.shape[0], -1)
 
 
+#: elements of one ``(values, T)`` comparison table in :func:`encode_ttfs` (a few are alive at
+#: once, one byte each): the encode runs over the values in chunks of ``ENCODE_CHUNK // T``, so
+#: its memory stays ~100 MB whatever the batch, the layer width and T (issue 13)
+ENCODE_CHUNK = 1 << 24
+
+
 def encode_ttfs(v: np.ndarray, neuron: TTFSNeuron) -> tuple[np.ndarray, np.ndarray | None]:
     """Fire: ``t_e = min{t : v ≥ enc[t]}``, then ``t_c = min{t ≥ t_e : v − enc[t_e] ≥ cal[t]}``."""
+    v = np.asarray(v)
     enc = np.asarray(neuron.enc, dtype=np.int64)
+    cal = np.asarray(neuron.cal, dtype=np.int64) if neuron.calibrated else None
+    flat = v.reshape(-1)
+    t_enc = np.empty(flat.shape, dtype=np.int64)
+    t_cal = np.empty(flat.shape, dtype=np.int64) if cal is not None else None
+    step = max(1, ENCODE_CHUNK // len(enc))
+    for a in range(0, flat.size, step):
+        part = slice(a, a + step)
+        t_enc[part], tc = _encode_chunk(flat[part], enc, cal)
+        if t_cal is not None:
+            t_cal[part] = tc
+    return t_enc.reshape(v.shape), None if t_cal is None else t_cal.reshape(v.shape)
+
+
+def _encode_chunk(v: np.ndarray, enc: np.ndarray, cal: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """:func:`encode_ttfs` on a 1-d array of membranes."""
     T = len(enc)
     ge = v[..., None] >= enc
     fired = ge.any(axis=-1)
     t_enc = np.where(fired, ge.argmax(axis=-1), NO_SPIKE)
-    if not neuron.calibrated:
+    if cal is None:
         return t_enc, None
+    del ge
     r = v - enc[np.maximum(t_enc, 0)]
-    cal = np.asarray(neuron.cal, dtype=np.int64)
     ok = (r[..., None] >= cal) & (np.arange(T) >= t_enc[..., None]) & fired[..., None]
     t_cal = np.where(ok.any(axis=-1), ok.argmax(axis=-1), NO_SPIKE)
     return t_enc, t_cal
@@ -248,7 +270,12 @@ def _simulate_rate(net: Network, x: np.ndarray) -> Result:
     # a layer fed direct pixels (through wiring) sees the same current every step: compute it once
     const = _constant(net)
     cached: dict[int, np.ndarray] = {}
+    # --- LIF leak (issue 12): the stages whose membranes leak, v ← v − (v >> k) from step 1 on
+    leaky = [(i, net.layers[i].neuron.leak_shift) for i in stages
+             if getattr(net.layers[i].neuron, "leak_shift", None) is not None]
     for t in range(T):
+        for i, k in leaky if t else ():
+            v[i] -= v[i] >> k  # numpy's >> on int64 is the arithmetic shift: floor(v / 2**k)
         if net.input.input_coding == "spikes":
             v_in += flat_x
             s, v_in = _fire_rate(v_in, net.input.neuron)

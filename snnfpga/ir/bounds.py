@@ -106,7 +106,10 @@ def layer_value_range(net: Network, index: int) -> tuple[int, int]:
         a_lo = np.full_like(step_lo, v0)
         a_hi = np.full_like(step_hi, v0)
         lo, hi = min(lo, v0), max(hi, v0)
-        for _ in range(net.timesteps):
+        k = getattr(neuron, "leak_shift", None)
+        for t in range(net.timesteps):
+            if t and k:  # LIF leak v − (v >> k) (issue 12): monotone, so it maps bounds to bounds
+                a_lo, a_hi = a_lo - (a_lo >> k), a_hi - (a_hi >> k)
             c_lo, c_hi = a_lo + step_lo, a_hi + step_hi
             lo, hi = min(lo, int(c_lo.min())), max(hi, int(c_hi.max()))
             if theta is None:

@@ -49,7 +49,10 @@ def _neuron_to_json(neuron: Neuron | None) -> dict[str, Any] | None:
     if neuron is None:
         return None
     if isinstance(neuron, RateNeuron):
-        return {"type": "if", "theta": int(neuron.theta), "v0": int(neuron.v0)}
+        out_if: dict[str, Any] = {"type": "if", "theta": int(neuron.theta), "v0": int(neuron.v0)}
+        if neuron.leak_shift is not None:  # LIF leak (issue 12): written only when set
+            out_if["leak_shift"] = int(neuron.leak_shift)
+        return out_if
     out: dict[str, Any] = {"type": "sc-ttfs" if neuron.calibrated else "ttfs",
                            "enc": [int(x) for x in neuron.enc],
                            "dec_enc": [int(x) for x in neuron.dec_enc]}
@@ -150,7 +153,7 @@ LAYER_FIELDS = {
     "flatten": frozenset(_LAYER_COMMON),
     "add": frozenset(_LAYER_COMMON | _MEMBRANE),
 }
-NEURON_FIELDS = {"if": frozenset({"type", "theta", "v0"}), "ttfs": frozenset({"type", "enc", "dec_enc"}),
+NEURON_FIELDS = {"if": frozenset({"type", "theta", "v0", "leak_shift"}), "ttfs": frozenset({"type", "enc", "dec_enc"}),
                  "sc-ttfs": frozenset({"type", "enc", "dec_enc", "cal", "dec_cal"})}
 
 
@@ -170,7 +173,8 @@ def _neuron_from_json(r: Reader, d: Any, path: str) -> Neuron | None:
     kind = r.get(d, "type", f"{path}.type", str)
     n: Neuron
     if kind == "if":
-        n = RateNeuron(theta=r.get(d, "theta", f"{path}.theta", int), v0=r.get(d, "v0", f"{path}.v0", int))
+        n = RateNeuron(theta=r.get(d, "theta", f"{path}.theta", int), v0=r.get(d, "v0", f"{path}.v0", int),
+                       leak_shift=(r.get(d, "leak_shift", f"{path}.leak_shift", int) if "leak_shift" in d else None))
     elif kind in ("ttfs", "sc-ttfs"):
         n = TTFSNeuron(enc=r.int_list(d, "enc", f"{path}.enc"),
                        dec_enc=r.int_list(d, "dec_enc", f"{path}.dec_enc"))

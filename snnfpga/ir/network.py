@@ -82,10 +82,18 @@ class IRError(BadFile, ValueError):
 
 @dataclass(frozen=True)
 class RateNeuron:
-    """IF neuron, reset by subtraction: fires when ``v >= theta``; membranes start at ``v0``."""
+    """IF neuron, reset by subtraction: fires when ``v >= theta``; membranes start at ``v0``.
+
+    ``leak_shift`` k (None: no leak, plain IF) makes it a LIF without a multiplier: at the start
+    of every step t >= 1 the membrane carried over leaks, ``v ← v − (v >> k)`` with ``>>`` the
+    arithmetic shift (floor division by 2^k), so β = 1 − 2^-k (docs/ir.md, "Leaky rate neurons").
+    """
 
     theta: int
     v0: int
+    # --- LIF leak (issue 12): begin
+    leak_shift: int | None = None
+    # --- LIF leak (issue 12): end
 
 
 @dataclass(frozen=True)

@@ -14,6 +14,9 @@ from .network import (CODINGS, INPUT, INPUT_CODINGS, MAX_ACC_BITS, MAX_INPUT_BIT
 
 __all__ = ["validate", "Reader"]
 
+#: largest LIF ``leak_shift`` k (β = 1 − 2^-k; docs/ir.md, "Leaky rate neurons"; issue 12)
+MAX_LEAK_SHIFT = 32
+
 
 class Reader:
     """Typed access to a JSON document that fails with the file, the field and the value."""
@@ -349,6 +352,11 @@ def _check_neuron(r: Reader, neuron: Neuron | None, coding: str, T: int, p: str,
         _check_int(r, neuron.v0, f"{p}.v0", -lim, lim - 1)
         if neuron.theta <= 0:
             raise r.fail(f"{p}.theta", f"must be positive, not {neuron.theta!r}")
+        # --- LIF leak (issue 12): v ← v − (v >> k), k in 1..MAX_LEAK_SHIFT; none on the input encoder
+        if getattr(neuron, "leak_shift", None) is not None:
+            if p == "input.neuron":
+                raise r.fail(f"{p}.leak_shift", "must be absent: the input encoder is a plain IF neuron")
+            _check_int(r, neuron.leak_shift, f"{p}.leak_shift", 1, MAX_LEAK_SHIFT)
         return
     if not isinstance(neuron, TTFSNeuron):
         raise r.fail(f"{p}.type", f"must be '{coding}' in a {coding} network")
