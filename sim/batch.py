@@ -28,7 +28,7 @@ from typing import Any
 import numpy as np
 
 from snnfpga.ir import Network, validate
-from snnfpga.ir.network import MAX_TIMESTEPS
+from snnfpga.ir.network import max_timesteps as ir_max_timesteps
 
 from . import SimulationReport, report, runner
 
@@ -42,10 +42,10 @@ CODINGS = ("rate", "ttfs", "sc-ttfs")
 
 
 def max_timesteps(coding: str) -> int:
-    """The largest T the IR allows for ``coding`` (the same for every coding today)."""
+    """The largest T the IR allows for ``coding`` (:func:`snnfpga.ir.network.max_timesteps`)."""
     if coding not in CODINGS:
         raise ValueError(f"coding must be one of {CODINGS}, not {coding!r}")
-    return MAX_TIMESTEPS
+    return ir_max_timesteps(coding)
 
 
 @dataclass

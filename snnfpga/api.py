@@ -451,13 +451,13 @@ def _check_options(coding: str, timesteps: int, weight_bits: int, input_bits: in
                    input_coding: str, finetune_epochs: int) -> None:
     from .cli_types import MAX_CONVERT_BITS
     from .flow import CODINGS
-    from .ir.network import MAX_INPUT_BITS, MAX_TIMESTEPS
+    from .ir.network import MAX_INPUT_BITS, max_timesteps
 
     if coding not in CODINGS:
         raise BadOption(f"coding must be one of {', '.join(CODINGS)}, not {coding!r}")
     if input_coding not in ("direct", "spikes"):
         raise BadOption(f"input_coding must be 'direct' or 'spikes', not {input_coding!r}")
-    for name, v, lo, hi in (("timesteps", timesteps, 1, MAX_TIMESTEPS), ("weight_bits", weight_bits, 2, MAX_CONVERT_BITS),
+    for name, v, lo, hi in (("timesteps", timesteps, 1, max_timesteps(coding)), ("weight_bits", weight_bits, 2, MAX_CONVERT_BITS),
                             ("act_bits", act_bits, 2, MAX_CONVERT_BITS), ("input_bits", input_bits, 1, MAX_INPUT_BITS),
                             ("finetune_epochs", finetune_epochs, 0, None)):
         if not isinstance(v, (int, np.integer)) or isinstance(v, bool) or v < lo or (hi is not None and v > hi):

@@ -505,7 +505,14 @@ def hardware_images(opts: RunOptions, data: Dataset) -> int:
 
 
 def preflight(opts: RunOptions) -> None:
-    """Fail before training, not after, on a simulator or board that is not there."""
+    """Fail before training, not after, on a T the coding does not take, or a simulator or
+    board that is not there."""
+    from .ir.network import max_timesteps
+
+    for coding, T in opts.jobs():
+        if T > max_timesteps(coding):
+            raise BadOption(f"--timesteps: a {coding} network takes T in 1..{max_timesteps(coding)} "
+                            f"(docs/ir.md, limits), not {T}")
     if not opts.hardware:
         return
     from .sim import runner

@@ -156,7 +156,7 @@ def test_evaluate_batches_shrink_with_t_times_width():
     from snnfpga.testing import random_network
 
     assert reference_batch(random_network("rate", (8, 6, 3), 32)) == INT_BATCH
-    assert reference_batch(random_network("ttfs", (8, 6, 3), 4096)) == INT_BATCH
+    assert reference_batch(random_network("ttfs", (8, 6, 3), 256)) == INT_BATCH
     from dataclasses import replace
 
     small = random_network("rate", (8, 6, 3), 4)

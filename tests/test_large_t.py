@@ -10,6 +10,8 @@ encode at small T is tests/test_rtl_network.py's.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 import numpy as np
 import pytest
 from amaranth.back import rtlil
@@ -18,7 +20,7 @@ from amaranth.sim import Simulator
 
 from snnfpga import reference, rtl_gen
 from snnfpga.ir import TTFSNeuron
-from snnfpga.ir.network import MAX_TIMESTEPS
+from snnfpga.ir.network import MAX_TIMESTEPS, MAX_TTFS_TIMESTEPS
 from snnfpga.rtl_gen.luts import _priority, _thermometer, ttfs_calibrate
 from snnfpga.testing import random_frames, random_network
 
@@ -77,17 +79,21 @@ def test_calibrate_lut_logic_elaborates_at_max_timesteps():
 
 
 @pytest.mark.parametrize("coding", ["ttfs", "sc-ttfs"])
-def test_generate_past_the_old_recursion_limit(coding, tmp_path):
-    net = random_network(coding, (3, 2, 2), timesteps=400, input_coding="spikes", seed=1)
+def test_generate_at_the_coding_s_max_timesteps(coding, tmp_path):
+    """The IR's largest (SC-)TTFS T generates (it failed from T = 327 with RecursionError); the
+    T-wide encode structures elaborate without recursion far beyond it (above)."""
+    net = random_network(coding, (3, 2, 2), timesteps=MAX_TTFS_TIMESTEPS, input_coding="spikes", seed=1)
     v = rtl_gen.generate(net, tmp_path)
     assert "module snn_top(" in v.read_text()
 
 
-@pytest.mark.slow
-def test_generate_at_max_timesteps(tmp_path):
-    net = random_network("ttfs", (2, 2, 2), timesteps=MAX_TIMESTEPS, seed=2)
-    v = rtl_gen.generate(net, tmp_path)
-    assert "module snn_top(" in v.read_text()
+@pytest.mark.parametrize("coding", ["ttfs", "sc-ttfs"])
+def test_larger_ttfs_timesteps_are_refused(coding):
+    from snnfpga.ir import IRError, validate
+
+    net = random_network(coding, (3, 2, 2), timesteps=4, seed=1)
+    with pytest.raises(IRError, match=rf"field 'timesteps': a {coding} network takes T in 1\.\.{MAX_TTFS_TIMESTEPS} .*not 257"):
+        validate(replace(net, timesteps=MAX_TTFS_TIMESTEPS + 1))
 
 
 def test_reference_encode_memory_is_bounded(monkeypatch):
@@ -102,3 +108,13 @@ def test_reference_encode_memory_is_bounded(monkeypatch):
     for stage, spikes in whole.spikes.items():
         assert np.array_equal(spikes.t_enc, chunked.spikes[stage].t_enc)
         assert np.array_equal(spikes.t_cal, chunked.spikes[stage].t_cal)
+
+
+def test_run_refuses_a_large_ttfs_t_before_training():
+    """`snnfpga run -T 300` with an (SC-)TTFS job fails in the preflight, before any training."""
+    from snnfpga.errors import BadOption
+    from snnfpga.flow import RunOptions, preflight
+
+    with pytest.raises(BadOption, match=r"--timesteps: a sc-ttfs network takes T in 1\.\.256 .*not 300"):
+        preflight(RunOptions(coding="sc-ttfs", timesteps=300, hardware=False))
+    preflight(RunOptions(coding="rate", timesteps=300, hardware=False, sweep=False))  # rate takes it

@@ -29,7 +29,9 @@ from .. import reference
 from .data import Dataset
 from .finetune import finetune, snn_accuracy
 from .graph import forward_float, trace
+from ..errors import BadOption
 from ..ir import Network
+from ..ir.network import max_timesteps
 from .quantize import quantize, quantize_frames
 from .snn import FloatSNN
 from .thresholds import RATE_PERCENTILES, fit_rate_thresholds, fit_ttfs_thresholds, rate_scores
@@ -159,6 +161,9 @@ def convert_network(model: nn.Module, data: Dataset, opts: ConvertOptions, name:
     conversions of the same model (:class:`Shared`; made here if not given). ``warm_start``: a
     fine-tuned conversion of the same model (same coding, another T) whose folded BN (gain and
     shift) this one starts from, before its thresholds are fitted (recorded in ``finetune``)."""
+    if opts.timesteps > max_timesteps(opts.coding):  # before any work (the IR would refuse it)
+        raise BadOption(f"--timesteps: a {opts.coding} network takes T in 1..{max_timesteps(opts.coding)} "
+                        f"(docs/ir.md, limits), not {opts.timesteps}")
     t0 = time.perf_counter()
     shared = shared if shared is not None else Shared(model, data)
     if shared.model is not model or shared.data is not data:

@@ -18,7 +18,7 @@ __all__ = [
     "FORMAT_VERSION", "CODINGS", "LAYER_KINDS", "WEIGHTED_KINDS", "POOL_KINDS", "MAXPOOL_CODINGS",
     "INPUT_CODINGS", "MAX_ACC_BITS", "IRError", "InputSpec", "RateNeuron", "TTFSNeuron", "Neuron", "Layer",
     "Network", "signed_bits_for", "weighted_layers", "CHAIN_FORMAT_VERSION", "GRAPH_KINDS", "INPUT",
-    "MAX_TIMESTEPS", "MAX_INPUT_BITS", "MAX_WEIGHT_BITS", "MAX_LAYERS", "MAX_NEURONS", "MAX_WEIGHTS",
+    "MAX_TIMESTEPS", "MAX_TTFS_TIMESTEPS", "max_timesteps", "MAX_INPUT_BITS", "MAX_WEIGHT_BITS", "MAX_LAYERS", "MAX_NEURONS", "MAX_WEIGHTS",
     "MIN_SCALE", "MAX_SCALE", "ARRAY_DTYPES", "MAX_JSON_BYTES", "MAX_JSON_DEPTH", "MAX_NPZ_MEMBERS",
     "MAX_ARRAY_NAME",
 ]
@@ -47,8 +47,18 @@ MAX_ACC_BITS = 52
 
 # The IR's documented limits (docs/ir.md, "Limits and integrity"), checked on load before any
 # array is decompressed and by :func:`snnfpga.ir.validate`; the CLI's options use them too.
-#: largest time window T (``timesteps`` is 1..MAX_TIMESTEPS)
+#: largest time window T (``timesteps`` is 1..MAX_TIMESTEPS; (SC-)TTFS: 1..MAX_TTFS_TIMESTEPS)
 MAX_TIMESTEPS = 4096
+#: largest T of a (SC-)TTFS network: its encode compares the membrane with T thresholds per lane
+#: in parallel, so generating and compiling grow with T (T = 4096: minutes for a 3-neuron
+#: network), and one or two spikes a neuron need no such window; every T up to this one is
+#: proven bit-exact in RTL in CI (tests/test_rtl_random.py)
+MAX_TTFS_TIMESTEPS = 256
+
+
+def max_timesteps(coding: str) -> int:
+    """The largest T the IR allows for ``coding`` (docs/ir.md, "Limits and integrity")."""
+    return MAX_TTFS_TIMESTEPS if coding in ("ttfs", "sc-ttfs") else MAX_TIMESTEPS
 #: widest input pixel (``input.bits`` is 1..MAX_INPUT_BITS)
 MAX_INPUT_BITS = 16
 #: widest weight (``weight_bits`` is 2..MAX_WEIGHT_BITS)

@@ -9,7 +9,7 @@ import numpy as np
 
 from .bounds import layer_acc_bits
 from .network import (CODINGS, INPUT, INPUT_CODINGS, MAX_ACC_BITS, MAX_INPUT_BITS, MAX_LAYERS, MAX_NEURONS,
-                      MAX_SCALE, MAX_TIMESTEPS, MAX_WEIGHT_BITS, MAX_WEIGHTS, MAXPOOL_CODINGS, MIN_SCALE, POOL_KINDS,
+                      MAX_SCALE, MAX_TIMESTEPS, max_timesteps, MAX_WEIGHT_BITS, MAX_WEIGHTS, MAXPOOL_CODINGS, MIN_SCALE, POOL_KINDS,
                       WEIGHTED_KINDS, IRError, Layer, Network, Neuron, RateNeuron, TTFSNeuron)
 
 __all__ = ["validate", "Reader"]
@@ -69,6 +69,9 @@ def validate(net: Network, where: str = "<in memory>") -> None:
     if not isinstance(net.coding, str) or net.coding not in CODINGS:
         raise r.fail("coding", f"must be one of {', '.join(CODINGS)}, not {brief(net.coding)}")
     _check_int(r, net.timesteps, "timesteps", 1, MAX_TIMESTEPS)
+    if net.timesteps > max_timesteps(net.coding):
+        raise r.fail("timesteps", f"a {net.coding} network takes T in 1..{max_timesteps(net.coding)} "
+                                  f"(docs/ir.md, limits), not {net.timesteps}")
     T = net.timesteps
     inp = net.input
     _check_shape(r, inp.shape, "input.shape")
