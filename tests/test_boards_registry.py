@@ -1,5 +1,7 @@
 """Board registry, the block RAM fit check and nextpnr report parsing (no toolchain run)."""
 
+import re
+
 import pytest
 
 from snnfpga.boards.build import parse_nextpnr_report
@@ -147,3 +149,20 @@ def test_import_boundaries():
     code = ("import sys, snnfpga.boards.power, snnfpga.boards.protocol, snnfpga.boards.registry;"
             "bad = [m for m in ('torch', 'cocotb', 'amaranth') if m in sys.modules]; assert not bad, bad")
     subprocess.run([sys.executable, "-c", code], check=True, cwd=str(__import__("pathlib").Path(__file__).parents[1]))
+
+
+def test_fit_refuses_what_yosys_would_map_over_the_device():
+    """Between the lower bound and yosys' own mapping: refused with both counts named."""
+    board = get_board("icebreaker")
+    for hidden in range(40, 400, 8):
+        net = random_network("sc-ttfs", (64, hidden, 10), timesteps=4, seed=1)
+        try:
+            fit = check_fit(net, board, lanes=1)
+        except BoardError as e:
+            if "as yosys maps its memories" in str(e):
+                assert re.search(r"needs (\d+) EBR block RAMs as yosys maps its memories \(at least (\d+) if packed "
+                                 r"perfectly\), iCE40UP5K on icebreaker has 30", str(e))
+                return
+            raise AssertionError(f"hidden={hidden}: refused on the lower bound before yosys' count: {e}") from e
+        assert fit["bram_blocks"] <= 30 and memory_needs(net)
+    raise AssertionError("no network between the two counts")
