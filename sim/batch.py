@@ -17,7 +17,6 @@ draw the same kind of case.
 from __future__ import annotations
 
 import json
-import subprocess
 import tempfile
 import time
 import uuid
@@ -237,8 +236,6 @@ def build(cases: list[Case], *, build_root: str | Path | None = None, opt: str |
 def run(b: runner.Build, cases: list[Case], *, run_dir: str | Path | None = None,
         progress: bool = False) -> list[dict | None]:
     """Run the testbench on a model from :func:`build`; per case its observations (None: none written)."""
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
 
     nets = b.summary["networks"]
     if len(nets) != len(cases):
@@ -260,26 +257,9 @@ def run(b: runner.Build, cases: list[Case], *, run_dir: str | Path | None = None
                       "latency_frames": case.latency_frames, "timeout_cycles": None})
     config = {"networks": specs, "clock_period_ns": runner.CLOCK_PERIOD_NS, "progress": str(run_dir / "progress")}
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
-    results, log = run_dir / "results.xml", run_dir / "sim.log"
-    total = sum(len(c.frames) for c in cases)
-    watcher = runner._ProgressBar(run_dir / "progress", total, "RTL sim (verilator)", progress)
-    failure = None
-    t0 = time.perf_counter()
-    try:
-        get_runner(b.simulator).test(
-            test_module=runner.TB_MODULE, hdl_toplevel=b.toplevel, hdl_toplevel_lang="verilog",
-            build_dir=b.directory / "model", test_dir=run_dir, results_xml=str(results),
-            extra_env={runner.CONFIG_ENV: str(run_dir / "config.json")}, waves=False,
-            timescale=runner.TIMESCALE, log_file=log, seed=cases[0].seed if cases else 0)
-    except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
-        failure = f"{type(e).__name__}: {e}"
-    finally:
-        watcher.close()
-    elapsed = time.perf_counter() - t0
-    try:
-        n_tests, n_failed = get_results(results)
-    except RuntimeError as e:
-        n_tests, n_failed, failure = 0, 1, failure or str(e)
+    log = run_dir / "sim.log"
+    failure, elapsed = runner.run_testbench(b, run_dir, seed=cases[0].seed if cases else 0,
+                                            frames=sum(len(c.frames) for c in cases), progress=progress)
     out: list[dict | None] = []
     for spec in specs:
         p = Path(spec["output"])
@@ -289,10 +269,10 @@ def run(b: runner.Build, cases: list[Case], *, run_dir: str | Path | None = None
         obs = json.loads(p.read_text())
         obs["run_dir"], obs["sim_seconds"] = str(run_dir), elapsed
         out.append(obs)
-    if failure or n_failed or n_tests == 0:
+    if failure:
         if all(o is None for o in out):
             raise runner.SimulationError(
-                f"verilator simulation of {b.verilog} failed ({failure or f'{n_failed} of {n_tests} cocotb tests failed'}); "
+                f"{b.simulator} simulation of {b.verilog} failed ({failure}); "
                 f"log {log}:\n{runner._log_tail(log)}")
         for o in out:
             if o is not None and not o.get("error"):

@@ -265,6 +265,43 @@ def _locked(path: Path):
             fcntl.flock(f, fcntl.LOCK_UN)
 
 
+def run_testbench(b: Build, run_dir: Path, *, seed: int, frames: int, progress: bool = True,
+                  waves: bool = False, plusargs: list[str] | None = None,
+                  test_args: list[str] | None = None) -> tuple[str | None, float]:
+    """Run the cocotb testbench (``TB_MODULE``, configured by ``run_dir/config.json``) on the
+    compiled model ``b``, with a progress bar over ``frames`` frames; return ``(failure,
+    seconds)``: ``failure`` is None when every cocotb test passed, else why (the log is
+    ``run_dir/sim.log``). The simulator's Python imports the testbench as a module of the
+    installed snnfpga."""
+    import time
+
+    from cocotb_tools.check_results import get_results
+    from cocotb_tools.runner import get_runner
+
+    results, log = run_dir / "results.xml", run_dir / "sim.log"
+    failure = None
+    t0 = time.perf_counter()
+    watcher = _ProgressBar(run_dir / "progress", frames, f"RTL sim ({b.simulator})", progress)
+    try:
+        get_runner(b.simulator).test(
+            test_module=TB_MODULE, hdl_toplevel=b.toplevel, hdl_toplevel_lang="verilog",
+            build_dir=b.directory / "model", test_dir=run_dir, results_xml=str(results),
+            extra_env={CONFIG_ENV: str(run_dir / "config.json")}, waves=waves, timescale=TIMESCALE,
+            log_file=log, seed=seed, plusargs=plusargs or [], test_args=test_args or [])
+    except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
+        failure = f"{type(e).__name__}: {e}"
+    finally:
+        watcher.close()
+    elapsed = time.perf_counter() - t0
+    try:
+        n_tests, n_failed = get_results(results)
+    except RuntimeError as e:
+        n_tests, n_failed, failure = 0, 1, failure or str(e)
+    if failure is None and (n_failed or n_tests == 0):
+        failure = f"{n_failed} of {n_tests} cocotb tests failed"
+    return failure, elapsed
+
+
 def _log_tail(path: Path, lines: int = 40) -> str:
     try:
         text = path.read_text(errors="replace").splitlines()
@@ -395,11 +432,6 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
     plus ``run_dir``, ``sim_seconds`` (wall time of the simulator process) and, with waves,
     ``waves`` (the trace file).
     """
-    import time
-
-    from cocotb_tools.check_results import get_results
-    from cocotb_tools.runner import get_runner
-
     prepare_simulator(b.simulator)
     frames = np.asarray(frames)
     size = int(b.summary["input"]["size"])
@@ -419,11 +451,7 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
               "latency_frames": int(latency_frames), "clock_period_ns": CLOCK_PERIOD_NS,
               "timeout_cycles": timeout_cycles, "progress": str(run_dir / "progress")}
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
-    results = run_dir / "results.xml"
     log = run_dir / "sim.log"
-    runner = get_runner(b.simulator)
-    env = {CONFIG_ENV: str(run_dir / "config.json")}
-    # the simulator's Python imports the testbench as a module of the installed snnfpga
     plusargs = []
     test_args = []
     wave = None
@@ -434,27 +462,11 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
         test_args += ["--trace-file", str(wave)]
     elif b.waves:
         wave = run_dir / (b.toplevel + ".fst")
-    t0 = time.perf_counter()
-    failure = None
-    watcher = _ProgressBar(run_dir / "progress", len(frames), f"RTL sim ({b.simulator})", progress)
-    try:
-        runner.test(test_module=TB_MODULE, hdl_toplevel=b.toplevel, hdl_toplevel_lang="verilog",
-                    build_dir=b.directory / "model", test_dir=run_dir, results_xml=str(results),
-                    extra_env=env, waves=b.waves, timescale=TIMESCALE, log_file=log,
-                    seed=seed, plusargs=plusargs, test_args=test_args)
-    except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
-        failure = f"{type(e).__name__}: {e}"
-    finally:
-        watcher.close()
-    elapsed = time.perf_counter() - t0
-    try:
-        n_tests, n_failed = get_results(results)
-    except RuntimeError as e:
-        n_tests, n_failed = 0, 1
-        failure = failure or str(e)
-    if failure or n_failed or n_tests == 0 or not out.is_file():
+    failure, elapsed = run_testbench(b, run_dir, seed=seed, frames=len(frames), progress=progress,
+                                     waves=b.waves, plusargs=plusargs, test_args=test_args)
+    if failure or not out.is_file():
         raise SimulationError(f"{b.simulator} simulation of {b.verilog} failed "
-                              f"({failure or f'{n_failed} of {n_tests} cocotb tests failed'}); "
+                              f"({failure or 'the testbench wrote no observations'}); "
                               f"log {log}:\n{_log_tail(log)}")
     obs = json.loads(out.read_text())
     obs["run_dir"] = str(run_dir)
