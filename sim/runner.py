@@ -201,12 +201,20 @@ def _verilator_runner(vlt: Path, top: str, lib_cache: Path | None = None):
     return _TopPublicVerilator()
 
 
+def _cocotb_libs() -> str:
+    """cocotb's VPI libraries of this environment: a Verilator model links to them by path, so a
+    model built in another virtual environment (another checkout) must not be reused here."""
+    import cocotb
+
+    return str((Path(cocotb.__file__).resolve().parent / "libs"))
+
+
 def _lib_cache_dir(root: Path, version: str, opt: str | None, waves: bool) -> Path:
     """Where the run-time library objects for these compile settings are kept."""
     import cocotb
 
     h = hashlib.sha256(json.dumps([
-        version, os.environ.get("VERILATOR_ROOT", ""), cocotb.__version__, opt or "", waves,
+        version, os.environ.get("VERILATOR_ROOT", ""), cocotb.__version__, _cocotb_libs(), opt or "", waves,
         waves and _verilator_fst_ok(), os.environ.get("CXX", ""), os.environ.get("CXXFLAGS", ""),
         os.environ.get("CPPFLAGS", ""), BUILD_RECIPE]).encode()).hexdigest()[:16]
     return root / f"verilator-lib-{h}"
@@ -331,7 +339,7 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
     h = hashlib.sha256()
     if simulator != "verilator":
         opt = None
-    for part in (text, simulator.encode(), version.encode(), b"waves" if waves else b"nowaves",
+    for part in (text, simulator.encode(), version.encode(), _cocotb_libs().encode(), b"waves" if waves else b"nowaves",
                  json.dumps([BUILD_RECIPE, TIMESCALE, VERILATOR_BUILD_ARGS, ICARUS_BUILD_ARGS,
                              opt or ""]).encode()):
         h.update(part)

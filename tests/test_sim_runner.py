@@ -142,3 +142,13 @@ def test_hang_is_reported_not_fatal(tmp_path):
     assert obs["error"].startswith("timeout after 60 cycles")
     c = compare(net, frames, obs)
     assert c.mismatching_images >= 1 and "timeout after 60 cycles" in c.first_mismatch
+
+
+def test_cache_keys_depend_on_the_cocotb_environment(monkeypatch, tmp_path):
+    """A Verilator model links cocotb's VPI library by path: a model or run-time library built in
+    another environment (another checkout's venv, since deleted) must not be reused."""
+    from snnfpga.sim import runner as r
+
+    before = r._lib_cache_dir(tmp_path, "5.0", "-O0", False)
+    monkeypatch.setattr(r, "_cocotb_libs", lambda: "/elsewhere/.venv/lib/cocotb/libs")
+    assert r._lib_cache_dir(tmp_path, "5.0", "-O0", False) != before
