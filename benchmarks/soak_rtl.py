@@ -36,7 +36,7 @@ import shutil
 import sys
 import time
 from collections import Counter
-from concurrent.futures import ProcessPoolExecutor
+from concurrent.futures import ProcessPoolExecutor, as_completed
 from dataclasses import dataclass
 
 import numpy as np
@@ -138,14 +138,23 @@ class Row:
 def run_batch(specs: list[Spec], build_root: str | None, keep: bool) -> tuple[list[Row], dict[str, float]]:
     """Check one batch (in a worker process); delete its build unless it failed or ``keep``."""
     c0 = _cpu()
-    cases = [s.case() for s in specs]
+    rows: list[Row] = []
+    cases = []
+    for s in specs:  # a network that cannot be drawn is a failure of its own, not of the batch
+        try:
+            cases.append(s.case())
+        except Exception as e:
+            rows.append(Row(s, "?", 0, s.frames, s.frames, 0, 0,
+                            [f"network {s.index}: make_case failed: {type(e).__name__}: {e}"], {}, 0))
+    specs = [s for s in specs if s.index not in {r.spec.index for r in rows}]
+    if not cases:
+        return rows, {"cpu": _cpu() - c0}
     try:
         res = batch.check(cases, build_root=build_root)
     except Exception as e:  # a failed build or simulation fails every network of the batch
         why = f"{type(e).__name__}: {str(e)[:2000]}"
-        return [Row(s, c.net.input.input_coding, c.lanes, len(c.frames), len(c.frames), 0, 0,
-                    [f"{c.label}: {why}"], {}, 0) for s, c in zip(specs, cases)], {}
-    rows = []
+        return rows + [Row(s, c.net.input.input_coding, c.lanes, len(c.frames), len(c.frames), 0, 0,
+                           [f"{c.label}: {why}"], {}, 0) for s, c in zip(specs, cases)], {"cpu": _cpu() - c0}
     for s, o in zip(specs, res.outcomes):
         c = o.case
         r = o.report
@@ -192,8 +201,12 @@ def main(argv: list[str] | None = None) -> int:
     bar = tqdm(total=len(specs), unit="net", desc="soak")
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         futures = [pool.submit(run_batch, g, args.build_dir, args.keep_builds) for g in groups]
-        for fut in futures:
-            got, secs = fut.result()
+        for fut in as_completed(futures):
+            try:
+                got, secs = fut.result()
+            except BaseException:  # a crashed worker: stop now instead of running the queue out
+                pool.shutdown(wait=False, cancel_futures=True)
+                raise
             rows += got
             seconds.update(secs)
             bar.update(len(got))

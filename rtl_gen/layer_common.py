@@ -973,20 +973,22 @@ class DenseLayerBase(wiring.Component):
             members["o_events"] = Out(event_signature(index_bits(self.n_out), self.tb))
         super().__init__(members)
 
-    def word_counters(self, m: Module):
+    def word_counters(self, m: Module, name: str = "word"):
         """The encode side's walk over the partial-sum words of one slot: returns ``(w, g,
-        base_j, neuron, lane_ok, step, reset)`` for lane ``ln`` (``neuron(ln)``,
-        ``lane_ok(ln)``): ``w`` the word (``position·groups + g``), ``g`` the weight group (bias
-        address), ``base_j = g·lanes`` the group's first channel; ``step()`` moves to the next
-        word, ``reset()`` back to word 0. Dense layers: ``w`` is ``g``."""
+        base_j, neuron, lane_ok, last_lane, step, reset)`` for lane ``ln`` (``neuron(ln)``,
+        ``lane_ok(ln)``, ``last_lane(ln)``): ``w`` the word (``position·groups + g``), ``g`` the
+        weight group (bias address), ``base_j = g·lanes`` the group's first channel;
+        ``last_lane(ln)``: ``ln`` is the word's last lane holding a channel (the lanes past the
+        last channel cost no cycle); ``step()`` moves to the next word, ``reset()`` back to word 0.
+        Dense layers: ``w`` is ``g``."""
         L, G, P = self.lanes, self.groups, self.positions
-        w = Signal(range(self.words), name="word")
-        base_j = Signal(range(G * L))
+        w = Signal(range(self.words), name=name)
+        base_j = Signal(range(G * L), name=f"{name}_base_j")
         if P == 1:
             g = w
         else:
-            g = Signal(range(G), name="group")
-            pos = Signal(range(P), name="position")
+            g = Signal(range(G), name=f"{name}_group")
+            pos = Signal(range(P), name=f"{name}_position")
 
         def neuron(ln):
             co = base_j + ln
@@ -994,6 +996,11 @@ class DenseLayerBase(wiring.Component):
 
         def lane_ok(ln):
             return (base_j + ln) < self.channels
+
+        def last_lane(ln):
+            if self.channels % L == 0:
+                return ln == L - 1
+            return (ln == L - 1) | (base_j + ln == self.channels - 1)
 
         def step():
             m.d.sync += w.eq(w + 1)
@@ -1010,7 +1017,7 @@ class DenseLayerBase(wiring.Component):
             if P > 1:
                 m.d.sync += [g.eq(0), pos.eq(0)]
 
-        return w, g, base_j, neuron, lane_ok, step, reset
+        return w, g, base_j, neuron, lane_ok, last_lane, step, reset
 
     @property
     def memories(self) -> tuple[tuple[str, str, Memory], ...]:
@@ -1111,11 +1118,11 @@ class DenseLayerBase(wiring.Component):
 
 
 def emit_result(m: Module, r, *, vsel: Value, best_bits: int, n_out: int, j: Value, lane_ok: Value, ln: Signal,
-                L: int, group_done) -> None:
+                last: Value, group_done) -> None:
     """Output layer: one result beat per neuron; ``cls`` is the running argmax (lowest index on ties).
 
-    Shared by the TTFS and rate cores; ``group_done()`` is called when the last lane of a weight
-    group has left.
+    Shared by the TTFS and rate cores; ``group_done()`` is called when the ``last`` lane of a
+    weight group has left.
     """
     best_v = Signal(signed(best_bits))
     best_i = Signal(range(n_out))
@@ -1127,7 +1134,7 @@ def emit_result(m: Module, r, *, vsel: Value, best_bits: int, n_out: int, j: Val
     with m.If(~lane_ok | r.ready):
         with m.If(lane_ok & better):
             m.d.sync += [best_v.eq(vsel), best_i.eq(j)]
-        with m.If(ln == L - 1):
+        with m.If(last):
             m.d.sync += ln.eq(0)
             group_done()
         with m.Else():

@@ -55,7 +55,7 @@ class RateDenseLayer(DenseLayerBase):
         v = [Signal(signed(ab), name=f"v{k}") for k in range(L)]
         NW, P = self.words, self.positions
         # w: the partial-sum / membrane word (position·groups + g); g: its weight group (dense: w)
-        w, g, _base_j, neuron_of, lane_ok_of, step_word, reset_words = self.word_counters(m)
+        w, g, _base_j, neuron_of, lane_ok_of, last_lane, step_word, reset_words = self.word_counters(m)
         t = Signal(range(T))
         ln = Signal(range(L))
         m.d.comb += [bank.r_addr.eq(w), b_rp.addr.eq(g), v_rp.addr.eq(w),
@@ -68,6 +68,7 @@ class RateDenseLayer(DenseLayerBase):
         else:
             m.d.comb += j.eq(neuron_of(ln))
         lane_ok = lane_ok_of(ln) if P > 1 else j < self.n_out
+        last = last_lane(ln)
         last_step = t == T - 1
         clear = last_step if self.direct else 1
 
@@ -127,7 +128,7 @@ class RateDenseLayer(DenseLayerBase):
             with m.State("EMIT"):
                 if self.is_output:
                     emit_result(m, self.result, vsel=vsel, best_bits=ab, n_out=self.n_out, j=j, lane_ok=lane_ok,
-                                ln=ln, L=L, group_done=next_group)
+                                ln=ln, last=last, group_done=next_group)
                 else:
                     # prepare lane ln (fire, subtract theta) into a one-entry event buffer
                     # while the previous spike leaves: one cycle per neuron
@@ -138,7 +139,7 @@ class RateDenseLayer(DenseLayerBase):
                     with m.If(load):
                         with m.If(fire):
                             m.d.sync += Array(v)[ln].eq(vsel - neuron.theta)
-                        with m.If(ln == L - 1):
+                        with m.If(last):
                             m.d.sync += [ln.eq(0), prepared.eq(1)]
                         with m.Else():
                             m.d.sync += ln.eq(ln + 1)

@@ -13,6 +13,11 @@ Encode side, per group of ``lanes`` neurons:
   one-entry buffer from which up to two events leave while later lanes are prepared: one
   cycle per silent neuron, one per event. The frame ends with an end marker.
 - *result* (output layer): one beat per neuron with the running argmax.
+
+The two sides overlap: a finished word moves into the emit registers (``e``) as soon as the
+emit side is free, and the next word accumulates while it is emitted, so a word costs the
+larger of the two (``slots + 4`` cycles, or its lanes and events), not their sum. Lanes past a
+layer's last channel cost no cycle.
 """
 
 from __future__ import annotations
@@ -46,12 +51,15 @@ class TTFSDenseLayer(DenseLayerBase):
         return super().multipliers + (self.lanes if scaling else 0)
 
     def elaborate_encode(self, m: Module, bank, *, start, busy) -> None:
-        L, G, S, ab, tb = self.lanes, self.groups, self.slots, self.ab, self.tb
-        NW, P = self.words, self.positions
+        L, S, ab, tb = self.lanes, self.slots, self.ab, self.tb
+        NW = self.words
         b_rp = self._bias_rp
-        v = [Signal(signed(ab), name=f"v{k}") for k in range(L)]
-        # w: the partial-sum word (position·groups + g); g: its weight group (dense: w)
-        w, g, base_j, neuron_of, lane_ok_of, step_word, reset_words = self.word_counters(m)
+        v = [Signal(signed(ab), name=f"v{k}") for k in range(L)]   # the word being accumulated
+        e = [Signal(signed(ab), name=f"e{k}") for k in range(L)]   # the word being emitted
+        # two walks over the same words: the accumulate side's (partial-sum and bias addresses)
+        # runs one word ahead of the emit side's (neuron numbers), so they overlap
+        w, g, _, _, _, _, step_acc, reset_acc = self.word_counters(m, "acc_word")
+        ew, _, _, neuron_of, lane_ok_of, last_lane, step_emit, reset_emit = self.word_counters(m, "emit_word")
         # accumulate pipeline: issue (iss) -> data (rd) -> registered word (pd) -> product (pr)
         iss = Signal(range(S + 1))
         rd_valid, pd_valid, pr_valid = Signal(), Signal(), Signal()
@@ -61,35 +69,18 @@ class TTFSDenseLayer(DenseLayerBase):
         m.d.comb += [bank.r_addr.eq(const_mul(iss, NW) + w), b_rp.addr.eq(g)]
         shifts = self.shifts
         dec = rom(self.decs) if self.scales_on_encode and shifts is None else None
+        emit_free = Signal()               # the emit side holds no word
+        handoff = Signal()                 # the accumulated word moves to the emit side
 
         def start_group():
             m.d.sync += [iss.eq(0), rd_valid.eq(0), pd_valid.eq(0), pr_valid.eq(0)]
             m.next = "ACC"
 
-        def group_done():
-            with m.If(w == NW - 1):
-                reset_words()
-                if self.is_output:
-                    m.d.sync += busy.eq(0)
-                    m.next = "IDLE"
-                else:
-                    m.next = "END"
-            with m.Else():
-                step_word()
-                start_group()
-
-        ln = Signal(range(L))
-        vsel = Signal(signed(ab))
-        m.d.comb += vsel.eq(Array(v)[ln])
-        j = Signal(range(G * L * P))
-        m.d.comb += j.eq(neuron_of(ln))
-        lane_ok = lane_ok_of(ln)
-
-        with m.FSM(name="encode"):
+        with m.FSM(name="accumulate"):
             with m.State("IDLE"):
                 with m.If(start):
                     m.d.sync += busy.eq(1)
-                    reset_words()
+                    reset_acc()
                     start_group()
             with m.State("ACC"):
                 with m.If(iss < S):
@@ -116,14 +107,50 @@ class TTFSDenseLayer(DenseLayerBase):
                         base = Mux(pr_slot == 0, lane(b_rp.data, k, ab), v[k])
                         m.d.sync += v[k].eq(base + prod[k])
                     with m.If(pr_slot == S - 1):
-                        m.d.sync += ln.eq(0)
-                        m.next = "EMIT"
+                        m.next = "FULL"
+            with m.State("FULL"):          # the word waits for the emit side
+                with m.If(emit_free):
+                    m.d.comb += handoff.eq(1)
+                    m.d.sync += [e[k].eq(v[k]) for k in range(L)]
+                    with m.If(w == NW - 1):
+                        reset_acc()
+                        m.next = "IDLE"
+                    with m.Else():
+                        step_acc()
+                        start_group()
+
+        ln = Signal(range(L))
+        vsel = Signal(signed(ab))
+        m.d.comb += vsel.eq(Array(e)[ln])
+        j = Signal(range(self.groups * L * self.positions))
+        m.d.comb += j.eq(neuron_of(ln))
+        lane_ok = lane_ok_of(ln)
+        last = last_lane(ln)
+
+        def group_done():
+            with m.If(ew == NW - 1):
+                reset_emit()
+                if self.is_output:
+                    m.d.sync += busy.eq(0)
+                    m.next = "IDLE"
+                else:
+                    m.next = "END"
+            with m.Else():
+                step_emit()
+                m.next = "IDLE"
+
+        with m.FSM(name="emit"):
+            with m.State("IDLE"):
+                m.d.comb += emit_free.eq(1)
+                with m.If(handoff):
+                    m.d.sync += ln.eq(0)
+                    m.next = "EMIT"
             with m.State("EMIT"):
                 if self.is_output:
                     emit_result(m, self.result, vsel=vsel, best_bits=self.ab, n_out=self.n_out, j=j, lane_ok=lane_ok, ln=ln,
-                                L=L, group_done=group_done)
+                                last=last, group_done=group_done)
                 else:
-                    self._emit_events(m, vsel, j, lane_ok, ln, L, tb, group_done)
+                    self._emit_events(m, vsel, j, lane_ok, last, ln, tb, group_done)
             if not self.is_output:
                 with m.State("END"):
                     o = self.o_events
@@ -132,7 +159,7 @@ class TTFSDenseLayer(DenseLayerBase):
                         m.d.sync += busy.eq(0)
                         m.next = "IDLE"
 
-    def _emit_events(self, m, vsel, j, lane_ok, ln, L, tb, group_done) -> None:
+    def _emit_events(self, m, vsel, j, lane_ok, last, ln, tb, group_done) -> None:
         """Lane ``ln`` goes through two prepare stages (fire: ``t_e`` and the residue; then
         calibrate: ``t_c``) into the event buffer while earlier lanes' events leave."""
         neuron = self.layer.neuron
@@ -150,7 +177,7 @@ class TTFSDenseLayer(DenseLayerBase):
         with m.If(a_load):
             m.d.sync += [a_valid.eq(1), a_keep.eq(lane_ok), a_fired.eq(fired), a_j.eq(j),
                          a_te.eq(t_e), a_r.eq(r)]
-            with m.If(ln == L - 1):
+            with m.If(last):
                 m.d.sync += [ln.eq(0), prepared.eq(1)]
             with m.Else():
                 m.d.sync += ln.eq(ln + 1)

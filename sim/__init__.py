@@ -53,6 +53,10 @@ class SimulationReport:
     interval_bound_cycles: float | None  #: the busiest layer's ceil(synaptic events / lanes), mean
     interval_bound_ratio: float | None  #: frame_interval_cycles / interval_bound_cycles
     synaptic_events_per_layer: list[float]  #: per weighted layer, mean
+    #: per tapped stage (IR layer index, or ``input`` for the input encoder): mean cycles between
+    #: its end-of-frame pulses while frames stream back to back. The first stage whose interval
+    #: reaches the frame interval is where the cycles go.
+    stage_interval_cycles: dict[str, float]
     sim_seconds: float  #: wall time of the simulation run
     images_per_second: float | None
     lanes: int
@@ -175,6 +179,13 @@ def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes
     stream = [r["last_result"] for r in recs if r.get("phase") == "stream" and "last_result" in r]
     intervals = list(np.diff(stream)) if len(stream) >= 2 else []
     stages = obs.get("stages", {})
+    done = obs.get("done_cycles", {})
+    streamed = [i for i, r in enumerate(recs) if r.get("phase") == "stream"]
+    stage_interval = {}
+    for name, cyc in done.items():
+        d = [cyc[b] - cyc[a] for a, b in zip(streamed, streamed[1:]) if b == a + 1 and b < len(cyc)]
+        if d:
+            stage_interval[name] = float(np.mean(d))
     ev = [sum(len(per[j]) for per in stages.values() if j < len(per)) for j in range(len(sent))]
     idx = [int(i) for i in sent]
     per_layer = synaptic_events_per_layer(net, frames, ref=ref)[idx]
@@ -211,6 +222,7 @@ def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes
         interval_bound_cycles=mean_layer_bound,
         interval_bound_ratio=(interval / mean_layer_bound) if interval and mean_layer_bound else None,
         synaptic_events_per_layer=[float(x) for x in per_layer.mean(axis=0)] if len(idx) else [],
+        stage_interval_cycles=stage_interval,
         sim_seconds=secs,
         images_per_second=images / secs if secs > 0 else None,
         lanes=lanes,

@@ -138,8 +138,10 @@ def make_case(kind: str, coding: str, timesteps: int, *, seed: int, frames: int 
         else:
             c = 1 if big else int(rng.integers(1, 3))
             in_shape = (c, 3, 3) if big else (c, int(rng.integers(3, 5)), int(rng.integers(3, 5)))
-            blocks = (("conv", c, 1, "identity") if rng.random() < 0.5 else ("conv", int(rng.integers(1, 3)), 1, "conv"),)
             stem = 2 if coding == "rate" and input_coding == "direct" else 0
+            # an identity shortcut keeps the channels of what the block reads (the stem's, if any)
+            blocks = (("conv", stem or c, 1, "identity") if rng.random() < 0.5
+                      else ("conv", int(rng.integers(1, 3)), 1, "conv"),)
         net = random_residual_network(coding, in_shape, blocks, stem=stem, input_coding=input_coding,
                                       timesteps=T, n_classes=int(rng.integers(1, 4)), seed=seed)
         label = f"{kind} {coding} {input_coding} T={T} lanes={lanes} seed={seed} in={in_shape}"

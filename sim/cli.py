@@ -112,6 +112,9 @@ def _handler(args: argparse.Namespace) -> int:
     print(f"event bound:          {_fmt(r.event_bound_cycles)} cycles (latency ratio "
           f"{_fmt(r.bound_ratio, 3)}); busiest layer {_fmt(r.interval_bound_cycles)} cycles "
           f"(interval ratio {_fmt(r.interval_bound_ratio, 3)})")
+    if r.stage_interval_cycles:
+        per = ", ".join(f"{k}: {_fmt(v)}" for k, v in r.stage_interval_cycles.items())
+        print(f"stage intervals:      {per} cycles (end of frame to end of frame, per tapped stage)")
     print(f"simulation speed:     {_fmt(r.images_per_second, 2)} images/s "
           f"({_fmt(r.sim_seconds, 2)} s)")
     for e in r.stat_errors + r.protocol_errors + ([degenerate] if degenerate else []):

@@ -101,3 +101,17 @@ def test_max_timesteps_is_the_ir_limit(coding):
 
     assert batch.max_timesteps(coding) == (MAX_TIMESTEPS if coding == "rate" else MAX_TTFS_TIMESTEPS)
     assert top_t(coding) == batch.max_timesteps(coding)
+
+
+def test_every_drawn_case_is_a_valid_network():
+    """Every kind × coding × input coding over many seeds builds a valid network (the soak once
+    drew a residual rate case with a stem whose identity shortcut had the wrong channels)."""
+    drawn = 0
+    for seed in range(40):
+        for kind in batch.KINDS:
+            for coding in batch.CODINGS:
+                for input_coding in ("direct", "spikes"):
+                    c = batch.make_case(kind, coding, 1 + seed % 5, seed=seed, frames=3, input_coding=input_coding)
+                    assert len(c.frames) == 3, c.label
+                    drawn += 1
+    assert drawn == 40 * len(batch.KINDS) * len(batch.CODINGS) * 2
