@@ -398,6 +398,8 @@ class DecodePipeline(wiring.Component):
     pixels, reads the ``groups`` words of column ``W[:, i]`` (``lanes`` weights a word) and adds
     each (times ``x`` for a pixel) into partial-sum word ``slot·groups + g``, one word per cycle
     through three stages: weight read; product registered and partial-sum read; add and write.
+    Beats that add nothing (zero pixels) are taken while an event's words are issued, so they
+    cost no cycle of their own.
     Back-to-back updates of one word are safe because the bank's read port is transparent to
     its write port. An end marker (or a frame's last pixel) waits until the pipeline is empty
     and the encode side idle, then pulses :attr:`start`.
@@ -498,7 +500,9 @@ class DecodePipeline(wiring.Component):
             with m.Case(IDLE):
                 m.d.comb += inp.ready.eq(~self.hold)
             with m.Case(RUN):
-                m.d.comb += inp.ready.eq((g == G - 1) & ~pend_end)
+                # the next event waits for the last word; a beat that adds nothing (a zero
+                # pixel, an event whose dec is 0) is taken meanwhile
+                m.d.comb += inp.ready.eq(((g == G - 1) | ~in_ev) & ~pend_end)
                 m.d.sync += [s1_valid.eq(1), s1_addr.eq(const_mul(slot, G) + g), g.eq(g + 1)]
                 if scaled:
                     m.d.sync += s1_x.eq(x)
@@ -516,6 +520,8 @@ class DecodePipeline(wiring.Component):
                              state.eq(RUN)]
                 if scaled:
                     m.d.sync += x.eq(in_x)
+            with m.Elif(in_end & (state == RUN) & (g != G - 1)):
+                m.d.sync += pend_end.eq(1)   # after the running event's last word
             with m.Elif(in_end):
                 m.d.sync += state.eq(WAIT)
         # stage 1: the weight word is here (scaled by the pixel or dec value, registered) and the

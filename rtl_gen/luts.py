@@ -16,7 +16,7 @@ from amaranth.utils import bits_for, ceil_log2
 
 from snnfpga.ir import TTFSNeuron
 
-__all__ = ["rom", "pack_words", "TTFSEncode", "ttfs_encode", "ttfs_fire", "ttfs_calibrate", "event_buffer",
+__all__ = ["rom", "pack_words", "lowest_set", "TTFSEncode", "ttfs_encode", "ttfs_fire", "ttfs_calibrate", "event_buffer",
            "signed_width", "const_mul", "const_divmod", "window_ranges"]
 
 
@@ -95,7 +95,7 @@ def pack_words(rows: Sequence[Sequence[int]], width: int) -> list[int]:
     return out
 
 
-def _priority(m: Module, bits: Sequence[Value] | Value, name: str, width: int) -> tuple[Value, Signal]:
+def lowest_set(m: Module, bits: Sequence[Value] | Value, name: str, width: int) -> tuple[Value, Signal]:
     """(any, index of the lowest set bit; 0 when none is set).
 
     A balanced tree, built level by level on whole vectors (a few wide operators per level, so
@@ -160,7 +160,7 @@ def ttfs_fire(m: Module, v: Value, neuron: TTFSNeuron, t_bits: int,
     """First half of the encode: ``(fired, t_e, r = v - enc[t_e])``."""
     T = len(neuron.enc)
     ge = [v >= int(neuron.enc[t]) for t in range(T)]
-    fired, t_e = _priority(m, ge, f"{name}_te", t_bits)
+    fired, t_e = lowest_set(m, ge, f"{name}_te", t_bits)
     r = Signal(signed(len(v) + 1), name=f"{name}_r")
     if neuron.calibrated:
         m.d.comb += r.eq(v - rom(neuron.enc)[t_e])
@@ -174,7 +174,7 @@ def ttfs_calibrate(m: Module, fired: Value, t_e: Value, r: Value, neuron: TTFSNe
         return TTFSEncode(fired, t_e, Const(0, 1), Const(0, t_bits))
     T = len(neuron.cal)
     ok = Cat(*(r >= int(neuron.cal[t]) for t in range(T))) & _thermometer(m, t_e, T, f"{name}_after")
-    cal_any, t_c = _priority(m, ok, f"{name}_tc", t_bits)
+    cal_any, t_c = lowest_set(m, ok, f"{name}_tc", t_bits)
     return TTFSEncode(fired, t_e, fired & cal_any, t_c)
 
 

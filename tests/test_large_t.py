@@ -2,7 +2,7 @@
 T ~ 327 for (SC-)TTFS: an OR of T comparators built as a T-deep chain that amaranth walks
 recursively), and the reference encode's memory stays bounded at large T.
 
-The TTFS encode's LUT logic is now flat or log-deep (:func:`rtl_gen.luts._priority`, a tree on
+The TTFS encode's LUT logic is now flat or log-deep (:func:`rtl_gen.luts.lowest_set`, a tree on
 bit planes; :func:`rtl_gen.luts._thermometer` for ``t >= t_e``): checked here exhaustively
 against their definitions, then elaborated at ``MAX_TIMESTEPS``. Bit-exactness of the whole
 encode at small T is tests/test_rtl_network.py's.
@@ -21,7 +21,7 @@ from amaranth.sim import Simulator
 from snnfpga import reference, rtl_gen
 from snnfpga.ir import TTFSNeuron
 from snnfpga.ir.network import MAX_TIMESTEPS, MAX_TTFS_TIMESTEPS
-from snnfpga.rtl_gen.luts import _priority, _thermometer, ttfs_calibrate
+from snnfpga.rtl_gen.luts import lowest_set, _thermometer, ttfs_calibrate
 from snnfpga.testing import random_frames, random_network
 
 
@@ -40,7 +40,7 @@ def _exhaustive(m: Module, inp: Signal, check) -> None:
 def test_priority_encoder_is_lowest_set_bit(n):
     m = Module()
     bits = Signal(n)
-    anyv, idx = _priority(m, [bits[k] for k in range(n)], "p", max(1, (n - 1).bit_length()))
+    anyv, idx = lowest_set(m, [bits[k] for k in range(n)], "p", max(1, (n - 1).bit_length()))
 
     def check(ctx, v):
         assert (ctx.get(anyv), ctx.get(idx)) == (int(v != 0), (v & -v).bit_length() - 1 if v else 0), v
