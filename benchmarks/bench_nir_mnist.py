@@ -8,7 +8,10 @@ with BPTT on images 0–7999, exports it with ``snntorch.export_to_nir``, import
 Not part of the test suite (minutes).
 
     .venv/bin/python benchmarks/bench_nir_mnist.py [--hidden 64] [--epochs 3] [-T 16] [-k 4]
-        [--rtl-images 100] [--out runs/nir_mnist] [--boards ulx3s-85f icebreaker]
+        [--weight-bits 8] [--rtl-images 100] [--out runs/nir_mnist] [--boards ulx3s-85f icebreaker]
+
+The iCEBreaker (UP5K: 30 block RAMs of 4 Kbit) holds the 784 × H weights only for a small H at
+a few bits, e.g. ``--hidden 24 --weight-bits 4 --lanes 2 --boards icebreaker``.
 """
 
 from __future__ import annotations
@@ -39,6 +42,8 @@ def main(argv=None) -> int:
     ap.add_argument("-k", "--leak-shift", type=int, default=4, help="β = 1 − 2^-k")
     ap.add_argument("--rtl-images", type=int, default=100)
     ap.add_argument("--lanes", type=int, default=4)
+    ap.add_argument("--weight-bits", type=int, default=8, help="integer weight bits of the import")
+    ap.add_argument("--input-bits", type=int, default=8, help="pixel bits of the import")
     ap.add_argument("--out", default=str(ROOT / "runs" / "nir_mnist"))
     ap.add_argument("--boards", nargs="*", default=[])
     args = ap.parse_args(argv)
@@ -80,7 +85,8 @@ def main(argv=None) -> int:
     path = out / "snntorch_lif.nir"
     nir.write(str(path), export_to_nir(model, torch.zeros(1, 1, 28, 28), ignore_dims=[0]))
 
-    r = import_nir(path, tx, ty, timesteps=T, dataset="mnist10k", name="snntorch_lif")
+    r = import_nir(path, tx, ty, timesteps=T, dataset="mnist10k", name="snntorch_lif",
+                   weight_bits=args.weight_bits, input_bits=args.input_bits)
     ours = simulate_float(read_nir(load_graph(path)), tx, T, snapped=False).argmax(1)
     json_path, _ = save(r.net, out / "snntorch_lif.snn.json")
 
@@ -91,7 +97,8 @@ def main(argv=None) -> int:
     rep = sim.simulate(r.net, frames, build=b, seed=0)
     rtl_acc = float((np.array(rep["rtl_classes"]) == ty[:n]).mean())
     res = {
-        "network": f"784-{H}(LIF k={args.leak_shift})-10, T={T}", "test_images": len(ty),
+        "network": f"784-{H}(LIF k={args.leak_shift})-10, T={T}", "weight_bits": args.weight_bits,
+        "input_bits": args.input_bits, "lanes": args.lanes, "test_images": len(ty),
         "framework_snntorch": float((fw == ty).mean()), "float_ours": r.float_accuracy,
         "agreement_framework_vs_ours": float((fw == ours).mean()), "int_ref": r.int_accuracy,
         "int_ref_on_rtl_images": float((ref.classes == ty[:n]).mean()), "rtl": rtl_acc, "rtl_images": n,

@@ -28,7 +28,7 @@ from amaranth.lib.wiring import In, Out
 from .protocol import DEFAULT_BAUD, MAX_WINDOW, RESYNC_IDLE_BITS, SYNC, Protocol
 from .uart import UARTRx, UARTTx, divisor_for
 
-__all__ = ["UARTTop", "BoardTop", "DEFAULT_BAUD", "request_fifo_depth", "request_fifo_memory",
+__all__ = ["UARTTop", "BoardTop", "DEFAULT_BAUD", "request_fifo_depth", "request_fifo_memory", "request_fifo_width",
            "CORE_NAME", "REQUEST_FIFO_NAME", "UART_TOP_NAME", "CRC_ALGORITHM"]
 
 #: submodule names: the network core and the request buffer in :class:`UARTTop` (the buffer's
@@ -54,9 +54,17 @@ def request_fifo_memory(net, fifo_depth: int | None = None):
     :class:`UARTTop`): ``fifo_depth`` bytes (:func:`request_fifo_depth` by default)."""
     from snnfpga.rtl_gen import MemoryDescription
 
-    depth = request_fifo_depth(Protocol.for_network(net)) if fifo_depth is None else fifo_depth
+    protocol = Protocol.for_network(net)
+    depth = request_fifo_depth(protocol) if fifo_depth is None else fifo_depth
     return MemoryDescription(path=f"{REQUEST_FIFO_NAME}.storage", stage="uart", role="frames",
-                             depth=depth, width=8, initialised=False)
+                             depth=depth, width=request_fifo_width(protocol), initialised=False)
+
+
+def request_fifo_width(protocol: Protocol) -> int:
+    """Bits of a request buffer entry: a pixel's bits when a pixel is one byte (the host sends
+    them range-checked and the CRC has passed, so the bits above are zero or copies of the sign),
+    else a byte. 4-bit pixels of a 28×28 frame then take one iCE40 block RAM, not two."""
+    return protocol.input_bits if protocol.pixel_bytes == 1 else 8
 
 
 def _result_fields(core):
@@ -172,7 +180,7 @@ class UARTTop(wiring.Component):
         depth = self._fifo_depth
         abits = (depth - 1).bit_length()
         buf = Module()
-        buf.submodules.storage = mem = Memory(shape=8, depth=depth, init=[])
+        buf.submodules.storage = mem = Memory(shape=request_fifo_width(p), depth=depth, init=[])
         wport = mem.write_port()
         rport = mem.read_port(transparent_for=())
         m.submodules[REQUEST_FIFO_NAME] = buf
@@ -278,7 +286,7 @@ class UARTTop(wiring.Component):
                     m.d.sync += rptr.eq(rptr + 1)
                     m.next = "BYTE"
             with m.State("BYTE"):
-                if nb == 1:
+                if nb == 1:  # the entry holds the pixel's bits
                     m.d.sync += pix_reg.eq(rport.data)
                     m.next = "PIXEL"
                 else:

@@ -263,7 +263,7 @@ def test_response_parser_resynchronises():
     assert parser.rejected >= 2
 
 
-@pytest.mark.parametrize("input_bits,signed_input", [(8, False), (10, True)])
+@pytest.mark.parametrize("input_bits,signed_input", [(8, False), (10, True), (4, True), (3, False)])
 def test_uart_top_with_test_double(input_bits, signed_input):
     """Bytes in, responses out, through the protocol code the host uses; garbage before a
     sync byte is ignored; frames sent back to back are all answered in order."""
@@ -277,7 +277,7 @@ def test_uart_top_with_test_double(input_bits, signed_input):
     proto = dut.protocol
     lo, hi = net.input.value_range
     frames = rng.integers(lo, hi + 1, size=(3, 5))
-    if not signed_input:  # the start marker inside the data
+    if not signed_input and input_bits == 8:  # the start marker inside the data
         frames[0, :2] = list(SYNC)
     stream_bytes = bytes([0x00, 0x13, 0xA5]) + b"".join(proto.encode_frame(f, seq=9 + k) for k, f in enumerate(frames))
     responses = proto.split_responses(_uart_exchange(dut, stream_bytes, proto.response_bytes * len(frames),
@@ -336,11 +336,13 @@ def test_request_fifo_is_one_request_and_described_as_built():
         for sub, name, _ in fragment.subfragments:
             yield from memories(sub, (*path, name))
 
-    for size, bits in ((5, 8), (40, 10)):
+    for size, bits in ((5, 8), (40, 10), (784, 4)):
         weight = np.ones((2, size), dtype=np.int64)
         net = _fake_net(weight, bits, 12)
         proto = Protocol.for_network(net)
-        want_depth = {5: 16, 40: 128}[size]
+        want_depth = {5: 16, 40: 128, 784: 1024}[size]
+        # an entry is a one-byte pixel's bits (4-bit MNIST: one iCE40 block RAM), else a byte
+        assert request_fifo_memory(net).width == {8: 8, 10: 8, 4: 4}[bits]
         assert request_fifo_depth(proto) == want_depth and want_depth >= size * proto.pixel_bytes
         top = UARTTop(net, divisor=4, core=FakeNetworkCore(weight, input_bits=bits, acc_bits=12))
         assert top.fifo_depth == request_fifo_depth(proto)
