@@ -109,15 +109,15 @@ def yosys_block_rams(netlist: dict, family: str) -> dict[str, int]:
 
 
 def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: int = DEFAULT_BAUD,
-          name: str = BUILD_NAME, core=None, decode: str = "auto", clock=None) -> dict:
+          name: str = BUILD_NAME, core=None, decode: str = "auto", clock=None, single_bank=()) -> dict:
     """Generate (and with ``do_build``, place and route) the UART top of ``net`` for ``board``.
 
     Returns ``{"board", "device", "family", "toolchain", "out_dir", "files": {...}, "bitstream",
     "clock_mhz", "baud", "fmax_mhz", "resources", "memory_estimate", "build_seconds", "notes"}``.
     ``fmax_mhz``/``resources`` are ``None`` without a place-and-route (``do_build=False``, or a
     Vivado board). Raises :class:`BoardError` for an unknown board, a design that cannot fit,
-    or a failed toolchain run (with the tail of its log). ``decode``: where the network core
-    applies the decode LUT (``rtl_gen.NetworkTop``'s option; ignored when ``core`` is given).
+    or a failed toolchain run (with the tail of its log). ``decode``, ``single_bank``: the network
+    core's options (``rtl_gen.NetworkTop``'s; ignored when ``core`` is given).
     ``clock``: a :class:`.clock.ClockPlan` (None: the oscillator); with a PLL, ``clock_mhz`` and
     the UART divisor follow the PLL's frequency (``--clock auto``: :func:`.clock.build_at_clock`).
     """
@@ -125,7 +125,7 @@ def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: i
         board = get_board(board)
     out = Path(out_dir)
     out.mkdir(parents=True, exist_ok=True)
-    estimate = check_fit(net, board, lanes=lanes, decode=decode)
+    estimate = check_fit(net, board, lanes=lanes, decode=decode, single_bank=single_bank)
     notes = []
     if estimate["bram_blocks"] > estimate["bram_available"]:
         notes.append(f"block RAM is tight: {estimate['bram_blocks']} blocks in the usual shapes, at least "
@@ -134,7 +134,7 @@ def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: i
     if core is None:
         from snnfpga.rtl_gen import NetworkTop
 
-        core = NetworkTop(net, lanes=lanes, decode=decode)
+        core = NetworkTop(net, lanes=lanes, decode=decode, single_bank=single_bank)
     generator = None
     if clock is not None and clock.pll is not None:
         from .clock import ClockGenerator
@@ -143,6 +143,7 @@ def build(net, board, out_dir, *, lanes: int = 1, do_build: bool = True, baud: i
     top = BoardTop(net, baud=baud, lanes=lanes, core=core, clock=generator)
     result = {"board": board.name, "device": board.device, "family": board.family,
               "toolchain": board.toolchain, "out_dir": str(out), "network": net.name, "lanes": lanes, "decode": decode,
+              "single_bank": list(single_bank),
               "clock_mhz": clock.mhz if clock is not None else board.clock_hz / 1e6, "baud": baud, "bitstream": None, "fmax_mhz": None,
               "fmax_constraint_mhz": None, "resources": None, "memory_estimate": estimate,
               "build_seconds": None, "notes": notes}

@@ -12,6 +12,7 @@ from __future__ import annotations
 import argparse
 
 from snnfpga import cli_types as types
+from snnfpga.rtl_gen.cli import add_single_bank_option
 
 __all__ = ["add_parser"]
 
@@ -29,6 +30,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
                         "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
+    add_single_bank_option(p)
     p.add_argument("--baud", type=types.baud, default=None, help="UART baud rate (default 115200)")
     p.add_argument("--clock", default="osc",
                    help="osc (board oscillator, default), a PLL frequency in MHz, or auto: build at the oscillator, "
@@ -92,7 +94,7 @@ def _build_handler(args: argparse.Namespace) -> int:
     from .clock import build_at_clock, parse_clock
 
     r = build_at_clock(net, board, out, clock=parse_clock(args.clock), lanes=args.lanes, do_build=not args.no_pnr,
-                       baud=args.baud or DEFAULT_BAUD, decode=args.decode)
+                       baud=args.baud or DEFAULT_BAUD, decode=args.decode, single_bank=args.single_bank)
     r["power_device"] = board.power_device
     print(f"{net.name}: {net.coding} T={net.timesteps}, lanes={args.lanes}, decode={args.decode} on {board.name} "
           f"({board.device}), "

@@ -67,7 +67,8 @@ class MemoryNeed:
         return self.depth * self.width * self.count
 
 
-def memory_needs(net, *, lanes: int = 1, fifo_depth: int | None = None, decode: str = "auto") -> list[MemoryNeed]:
+def memory_needs(net, *, lanes: int = 1, fifo_depth: int | None = None, decode: str = "auto",
+                 single_bank=()) -> list[MemoryNeed]:
     """Every memory of the UART top around ``NetworkTop(net, lanes=lanes, decode=decode)``
     (``decode`` fixes the partial-sum slots: docs/hardware.md, "Decode scaling").
 
@@ -82,7 +83,7 @@ def memory_needs(net, *, lanes: int = 1, fifo_depth: int | None = None, decode: 
     if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
         raise BadOption(f"lanes must be a positive integer, not {lanes!r}")
     groups: dict[tuple, list] = {}
-    for mem in describe(net, lanes=lanes, decode=decode).memories:
+    for mem in describe(net, lanes=lanes, decode=decode, single_bank=single_bank).memories:
         key = (mem.stage, mem.role, mem.depth, mem.width, mem.initialised, mem.transparent)
         groups.setdefault(key, []).append(f"{CORE_NAME}.{mem.path}")
     needs = []
@@ -144,7 +145,11 @@ def in_block_ram(mem: MemoryNeed, board: Board) -> bool:
     return block_cost * _blocks(mem, board) + emu < best
 
 
-def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto") -> dict:
+def _banks(single_bank) -> str:
+    return f", single_bank={sorted(single_bank)}" if single_bank else ""
+
+
+def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto", single_bank=()) -> dict:
     """Estimate block RAM use on ``board`` of the top built with ``lanes`` and ``decode``; raise
     :class:`BoardError` naming what is short.
 
@@ -160,7 +165,7 @@ def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto") -> dic
     ``count`` memories; ``paths`` are in :class:`~snnfpga.boards.uart_top.UARTTop`).
     """
     rows, total, total_min = [], 0, 0
-    for mem in memory_needs(net, lanes=lanes, decode=decode):
+    for mem in memory_needs(net, lanes=lanes, decode=decode, single_bank=single_bank):
         if not in_block_ram(mem, board):
             blocks = min_blocks = 0
         else:
@@ -178,7 +183,7 @@ def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto") -> dic
                            for r in biggest if r["min_blocks"])
         kind = "EBR" if board.family in ("ecp5", "ice40") else "RAMB18"
         raise DoesNotFitBoard(
-            f"network {net.name!r} with lanes={lanes}, decode={decode} needs at least {total_min} {kind} block RAMs "
+            f"network {net.name!r} with lanes={lanes}, decode={decode}{_banks(single_bank)} needs at least {total_min} {kind} block RAMs "
             f"({board.bram_bits // 1024} Kbit each), {board.device} on {board.name} has {avail} "
             f"(largest: {detail}); use a larger board, fewer weight bits or a smaller network")
     if total > avail and board.family in YOSYS_RAM_COSTS:
@@ -186,7 +191,7 @@ def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto") -> dic
         detail = ", ".join(f"{r['name']} {r['count']}x{r['depth']}x{r['width']} bit: {r['blocks']}"
                            for r in biggest if r["blocks"])
         raise DoesNotFitBoard(
-            f"network {net.name!r} with lanes={lanes}, decode={decode} needs {total} EBR block RAMs as yosys maps "
+            f"network {net.name!r} with lanes={lanes}, decode={decode}{_banks(single_bank)} needs {total} EBR block RAMs as yosys maps "
             f"its memories (at least {total_min} if packed perfectly), {board.device} on {board.name} has {avail} "
             f"(largest: {detail}); use fewer lanes, fewer weight bits or a smaller network")
     return {"bram_blocks": total, "bram_blocks_min": total_min, "bram_available": avail, "memories": rows}

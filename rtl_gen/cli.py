@@ -9,7 +9,14 @@ import argparse
 
 from snnfpga import cli_types as types
 
-__all__ = ["add_parser"]
+__all__ = ["add_parser", "add_single_bank_option"]
+
+
+def add_single_bank_option(p) -> None:
+    """``--single-bank L [L ...]``, shared by generate, simulate, build and estimate."""
+    p.add_argument("--single-bank", type=int, nargs="+", default=(), metavar="LAYER",
+                   help="IR indices of layers whose partial sums get one bank, not two: half their memory, "
+                        "and they decode nothing while they encode (free in a layer faster than the busiest)")
 
 
 def add_parser(subparsers) -> None:
@@ -21,6 +28,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
                         "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
+    add_single_bank_option(p)
     p.add_argument("--name", default="snn_top", help="top module name (default snn_top)")
     p.set_defaults(func=_handler)
 
@@ -33,7 +41,8 @@ def _handler(args: argparse.Namespace) -> int:
     from .emit import generate
 
     net = load(args.model)
-    v_path = generate(net, args.out, lanes=args.lanes, name=args.name, decode=args.decode)
+    v_path = generate(net, args.out, lanes=args.lanes, name=args.name, decode=args.decode,
+                      single_bank=args.single_bank)
     info = json.loads(v_path.with_suffix(".json").read_text())
     layers = ", ".join(f"{d['n_in']}->{d['n_out']}" for d in info["layers"])
     print(f"{net.name}: {net.coding} T={net.timesteps} layers {layers}, lanes={args.lanes}, decode={args.decode}")

@@ -183,9 +183,10 @@ def describe_top(top: NetworkTop, name: str = "snn_top") -> HardwareDescription:
         encoder_memories=encoder_memories, decode=top.decode, pool_memories=pool_memories)
 
 
-def describe(net: Network, *, lanes: int = 1, name: str = "snn_top", decode: str = "auto") -> HardwareDescription:
-    """What ``NetworkTop(net, lanes=lanes, decode=decode)`` is made of, built by constructing it
-    and reading its components (no elaboration)."""
+def describe(net: Network, *, lanes: int = 1, name: str = "snn_top", decode: str = "auto",
+             single_bank=()) -> HardwareDescription:
+    """What ``NetworkTop(net, lanes=lanes, decode=decode, single_bank=single_bank)`` is made of,
+    built by constructing it and reading its components (no elaboration)."""
     from .top import NetworkTop
 
-    return NetworkTop(net, lanes=lanes, decode=decode).description(name)
+    return NetworkTop(net, lanes=lanes, decode=decode, single_bank=single_bank).description(name)

@@ -95,12 +95,12 @@ def convert(top: Any, *, name: str) -> str:
 
 
 def generate(net: Network, out_dir: str | Path, *, lanes: int = 1, name: str = "snn_top",
-             decode: str = "auto") -> Path:
+             decode: str = "auto", single_bank=()) -> Path:
     """Write ``out_dir/<name>.v`` and ``out_dir/<name>.json``; return the Verilog path.
-    ``decode``: where the decode LUT is applied (``NetworkTop``'s option)."""
+    ``decode``, ``single_bank``: ``NetworkTop``'s options."""
     if not isinstance(name, str) or not name.isidentifier():
         raise BadOption(f"name must be a Verilog identifier, not {name!r}")
-    top = NetworkTop(net, lanes=lanes, decode=decode)
+    top = NetworkTop(net, lanes=lanes, decode=decode, single_bank=single_bank)
     out_dir = Path(out_dir)
     out_dir.mkdir(parents=True, exist_ok=True)
     text = convert(top, name=name)

@@ -273,6 +273,11 @@ class PartialSumBanks(wiring.Component):
     """Two banks of partial-sum words: the decode side fills one, the encode side reads and
     clears the other, and :attr:`swap` exchanges them.
 
+    With ``banks=1`` (half the memory) there is one bank: the encode side owns it while
+    :attr:`owner` is high, the decode side otherwise (the layer then decodes nothing while it
+    encodes: its decode and encode no longer overlap, which costs nothing in a layer faster than
+    the network's busiest one).
+
     After reset both banks are swept to zero, one word per cycle (memories have no reset), so a
     reset in the middle of a frame leaves no stale partial sums behind; :attr:`clearing` is high
     meanwhile and the decode side must accept nothing.
@@ -283,11 +288,13 @@ class PartialSumBanks(wiring.Component):
         Bits of a word (``lanes × acc_bits``).
     depth : int
         Words per bank (``slots × groups``).
+    banks : int
+        2 (double-banked) or 1.
 
     Attributes
     ----------
-    banks : tuple of two :class:`~amaranth.lib.memory.Memory`
-        Submodules ``bank0`` and ``bank1``.
+    banks : tuple of :class:`~amaranth.lib.memory.Memory`
+        Submodules ``bank0`` and ``bank1`` (``bank0`` alone with ``banks=1``).
 
     Members
     -------
@@ -297,6 +304,8 @@ class PartialSumBanks(wiring.Component):
         Read and write port into the other bank.
     swap : ``In(1)``
         The banks exchange roles at the next clock edge.
+    owner : ``In(1)``
+        ``banks=1``: the encode side uses the bank (ignored with two banks).
     clearing : ``Out(1, init=1)``
         The banks are being swept to zero (from reset on, ``depth`` cycles).
     """
@@ -336,17 +345,19 @@ class PartialSumBanks(wiring.Component):
         def __repr__(self):
             return f"PartialSumBanks.PortSignature(addr_width={self.addr_width}, width={self.width})"
 
-    def __init__(self, *, width: int, depth: int):
+    def __init__(self, *, width: int, depth: int, banks: int = 2):
         _check_count("width", width)
         _check_count("depth", depth)
+        if banks not in (1, 2):
+            raise ValueError(f"banks must be 1 or 2, not {banks!r}")
         self.width, self.depth = width, depth
-        self.banks = tuple(Memory(shape=unsigned(width), depth=depth, init=[]) for _ in range(2))
+        self.banks = tuple(Memory(shape=unsigned(width), depth=depth, init=[]) for _ in range(banks))
         self._ports = []
         for mem in self.banks:
             wp = mem.write_port()
             self._ports.append((mem.read_port(transparent_for=(wp,)), wp))
         port = self.PortSignature(addr_width=ceil_log2(depth), width=width)
-        super().__init__({"decode": Out(port), "encode": Out(port), "swap": In(1),
+        super().__init__({"decode": Out(port), "encode": Out(port), "swap": In(1), "owner": In(1),
                           "clearing": Out(1, init=1)})
 
     @property
@@ -356,14 +367,19 @@ class PartialSumBanks(wiring.Component):
 
     def elaborate(self, platform) -> Module:
         m = Module()
-        m.submodules.bank0, m.submodules.bank1 = self.banks
-        (rp0, _), (rp1, _) = self._ports
+        for b, mem in enumerate(self.banks):
+            m.submodules[f"bank{b}"] = mem
         dec, enc = self.decode, self.encode
         dbank = Signal()
-        with m.If(self.swap):
-            m.d.sync += dbank.eq(~dbank)
-        m.d.comb += [dec.r_data.eq(Mux(dbank, rp1.data, rp0.data)),
-                     enc.r_data.eq(Mux(dbank, rp0.data, rp1.data))]
+        if len(self.banks) == 1:           # one bank: whoever owns it
+            (rp0, _), = self._ports
+            m.d.comb += [dec.r_data.eq(rp0.data), enc.r_data.eq(rp0.data), dbank.eq(self.owner)]
+        else:
+            (rp0, _), (rp1, _) = self._ports
+            with m.If(self.swap):
+                m.d.sync += dbank.eq(~dbank)
+            m.d.comb += [dec.r_data.eq(Mux(dbank, rp1.data, rp0.data)),
+                         enc.r_data.eq(Mux(dbank, rp0.data, rp1.data))]
         for b, (rp, wp) in enumerate(self._ports):
             mine = dbank == b
             m.d.comb += [rp.addr.eq(Mux(mine, dec.r_addr, enc.r_addr)),
@@ -918,9 +934,10 @@ class DenseLayerBase(wiring.Component):
         Output layer: one beat per output neuron.
     """
 
-    def __init__(self, net: Network, index: int, *, lanes: int = 1, decode: str = "auto"):
+    def __init__(self, net: Network, index: int, *, lanes: int = 1, decode: str = "auto", single_bank: bool = False):
         lanes = check_lanes(lanes)
         layer: Layer = net.layers[index]
+        self.single_bank = bool(single_bank)
         if layer.kind not in ("dense", "conv2d", "add"):
             raise NotImplementedError(f"layer {index} is {layer.kind!r}; this core implements dense, conv2d "
                                       "and add layers")
@@ -970,7 +987,8 @@ class DenseLayerBase(wiring.Component):
         self._weights_rp = side.weights_rp
         self.bias = self.word_memory(self.lane_rows([int(b) for b in layer.bias]), self.ab, self.groups)
         self._bias_rp = self.bias.read_port()
-        self.psums = PartialSumBanks(width=lanes * self.ab, depth=self.slots * self.words)
+        self.psums = PartialSumBanks(width=lanes * self.ab, depth=self.slots * self.words,
+                                     banks=1 if self.single_bank else 2)
         members = {"i_stream": self.decode.signature.members["i_stream"]}
         if self.is_output:
             self.cls_bits = index_bits(self.n_out)
@@ -1068,7 +1086,8 @@ class DenseLayerBase(wiring.Component):
         wiring.connect(m, self._weights_rp, decode.weights)
         wiring.connect(m, psums.decode, decode.psum)
         busy = Signal()      # driven by the encode side; the next hand-over waits while set
-        m.d.comb += [decode.hold.eq(psums.clearing), decode.busy.eq(busy), psums.swap.eq(decode.start)]
+        m.d.comb += [decode.hold.eq(psums.clearing | (busy if self.single_bank else 0)), decode.busy.eq(busy),
+                     psums.swap.eq(decode.start), psums.owner.eq(busy)]
         self.elaborate_encode(m, psums.encode, start=decode.start, busy=busy)
         return m
 

@@ -35,9 +35,9 @@ class RateDenseLayer(DenseLayerBase):
         Submodule ``membranes``: the IF membranes ``V`` (``groups`` words, single-banked).
     """
 
-    def __init__(self, net, index: int, *, lanes: int = 1, decode: str = "auto"):
+    def __init__(self, net, index: int, *, lanes: int = 1, decode: str = "auto", single_bank: bool = False):
         # rate spikes carry no decode LUT: ``decode`` is checked, and changes nothing
-        super().__init__(net, index, lanes=lanes, decode=decode)
+        super().__init__(net, index, lanes=lanes, decode=decode, single_bank=single_bank)
         self.membranes = self.word_memory(None, self.ab, self.words)
         self._membranes_rp = self.membranes.read_port()
         self._membranes_wp = self.membranes.write_port()

@@ -35,8 +35,8 @@ class TTFSDenseLayer(DenseLayerBase):
     (``decs``, ``shifts``: the source's decode LUT, applied here with ``decode_mode ==
     "slots"``, by the decode side with ``"arrival"``)."""
 
-    def __init__(self, net, index: int, *, lanes: int = 1, decode: str = "auto"):
-        super().__init__(net, index, lanes=lanes, decode=decode)
+    def __init__(self, net, index: int, *, lanes: int = 1, decode: str = "auto", single_bank: bool = False):
+        super().__init__(net, index, lanes=lanes, decode=decode, single_bank=single_bank)
 
     @property
     def scales_on_encode(self) -> bool:

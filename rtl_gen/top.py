@@ -16,6 +16,7 @@ from amaranth.hdl import Module, Signal
 from amaranth.lib import stream, wiring
 from amaranth.lib.wiring import In, Out
 
+from snnfpga.errors import BadOption
 from snnfpga.ir import INPUT, Network, Stage, validate
 
 from .description import HardwareDescription, describe_top
@@ -27,7 +28,7 @@ from .layer_maxpool import MaxPoolStage, maxpool_stage
 from .layer_rate import RateDenseLayer
 from .layer_ttfs import TTFSDenseLayer
 
-__all__ = ["NetworkTop", "stages"]
+__all__ = ["NetworkTop", "stages", "check_single_bank"]
 
 
 def stages(net: Network) -> list[tuple[Stage, int]]:
@@ -51,6 +52,24 @@ def _check(net: object, lanes: object, decode: object = "auto") -> int:
     return lanes
 
 
+def check_single_bank(net: Network, single_bank) -> tuple[int, ...]:
+    """The sorted layer indices of ``single_bank``; :class:`BadOption` naming any that is not a
+    weighted layer with partial sums of its own (a residual branch's or an add's)."""
+    try:
+        out = tuple(sorted({int(i) for i in single_bank}))
+    except (TypeError, ValueError) as e:
+        raise BadOption(f"single_bank must be layer indices, not {single_bank!r}") from e
+    for i in out:
+        if not 0 <= i < len(net.layers) or not net.layers[i].weighted or net.branch_of(i) is not None:
+            what = (f"layer {i} is {net.layers[i].kind!r}" if 0 <= i < len(net.layers)
+                    else f"there is no layer {i} (0..{len(net.layers) - 1})")
+            if 0 <= i < len(net.layers) and net.branch_of(i) is not None:
+                what = f"layer {i} is a branch of the add {net.branch_of(i)}"
+            raise BadOption(f"single_bank: {what}; one bank of partial sums needs a dense or conv2d layer "
+                            f"that fires (or the output layer)")
+    return out
+
+
 def _stream_signature(port) -> stream.Signature:
     """The (unflipped) stream signature of a reader's input port."""
     sig = port.signature
@@ -71,6 +90,10 @@ class NetworkTop(wiring.Component):
     decode : str
         Where (SC-)TTFS layers apply the decode LUT of their input spikes: ``"slots"``,
         ``"arrival"`` or ``"auto"`` (:func:`.layer_common.resolve_decode`; docs/hardware.md).
+    single_bank : iterable of int
+        IR indices of weighted layers (not residual branches or adds) whose partial sums get one
+        bank instead of two: half their memory, and their decode waits while they encode (for a
+        layer faster than the busiest one this costs no frame rate; docs/hardware.md).
 
     Attributes
     ----------
@@ -92,16 +115,18 @@ class NetworkTop(wiring.Component):
     tap_<s>_valid, tap_<s>_neuron, tap_<s>_time, tap_<s>_kind, tap_<s>_done : ``Out(...)``
     """
 
-    def __new__(cls, net: Network, *, lanes: int = 1, decode: str = "auto"):
+    def __new__(cls, net: Network, *, lanes: int = 1, decode: str = "auto", single_bank=()):
         # Reject a bad network before the object exists: every Elaboratable is registered for
         # Amaranth's "created but never used" warning as it is created. ``src_loc_at=1`` points
         # that warning at our caller, not at this line.
         _check(net, lanes, decode)
+        check_single_bank(net, single_bank)
         return super().__new__(cls, src_loc_at=1)
 
-    def __init__(self, net: Network, *, lanes: int = 1, decode: str = "auto"):
+    def __init__(self, net: Network, *, lanes: int = 1, decode: str = "auto", single_bank=()):
         self.lanes = check_lanes(lanes)    # the network was checked by __new__
         self.decode = decode
+        self.single_bank = check_single_bank(net, single_bank)
         self.net = net
         self.tb = time_bits(net.timesteps)
         self.out_acc_bits = net.output_layer.acc_bits
@@ -112,7 +137,8 @@ class NetworkTop(wiring.Component):
         # one core per weighted layer that owns its membrane, and one per add (which decodes
         # its two branches itself)
         self.cores: tuple[DenseLayerBase, ...] = tuple(
-            layer_cls(net, i, lanes=self.lanes, decode=decode) for i, layer in enumerate(net.layers)
+            layer_cls(net, i, lanes=self.lanes, decode=decode, single_bank=i in self.single_bank)
+            for i, layer in enumerate(net.layers)
             if (layer.weighted and net.branch_of(i) is None) or layer.kind == "add")
         self.pools: dict[int, MaxPoolStage] = {
             i: maxpool_stage(net, i) for i, layer in enumerate(net.layers) if layer.kind == "maxpool2d"}

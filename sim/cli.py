@@ -11,6 +11,7 @@ from __future__ import annotations
 import argparse
 
 from snnfpga import cli_types as types
+from snnfpga.rtl_gen.cli import add_single_bank_option
 
 __all__ = ["add_parser"]
 
@@ -28,6 +29,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT: per-(kind, t) partial-sum slots scaled on "
                         "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
+    add_single_bank_option(p)
     p.add_argument("--waves", action="store_true",
                    help="record a waveform (FST) of the run; its path is printed")
     p.add_argument("--frames", help="integer frames (.npy, shape (N, *input.shape)) instead of the data set")
@@ -88,7 +90,8 @@ def _handler(args: argparse.Namespace) -> int:
     if len(frames) == 0:
         raise BadOption("no frames to simulate (--images 0, or an empty --frames file)")
     degenerate = degenerate_frames(net, frames)
-    r = simulate(net, frames, simulator=args.simulator, lanes=args.lanes, decode=args.decode, waves=args.waves,
+    r = simulate(net, frames, simulator=args.simulator, lanes=args.lanes, decode=args.decode,
+                 single_bank=args.single_bank, waves=args.waves,
                  build_dir=args.build_dir, seed=args.seed, gaps=not args.no_stress,
                  backpressure=not args.no_stress)
     print(f"{net.name}: {net.coding} T={net.timesteps}, {args.simulator}, lanes={r.lanes}, "
