@@ -8,6 +8,7 @@ from __future__ import annotations
 import argparse
 
 from snnfpga import cli_types as types
+from snnfpga.rtl_gen.cli import add_single_bank_option
 
 __all__ = ["add_parser"]
 
@@ -35,6 +36,7 @@ def add_parser(subparsers) -> None:
     p.add_argument("--lanes", type=types.lanes, default=1, help="weights read per cycle per layer (default 1)")
     p.add_argument("--decode", choices=("auto", "slots", "arrival"), default="auto",
                    help="where (SC-)TTFS layers apply the decode LUT (as snnfpga build; default auto)")
+    add_single_bank_option(p)
     p.add_argument("--clock", type=_clock, default="osc",
                    help="osc (the board oscillator, default) or a PLL frequency in MHz (the setting at or below it)")
     p.add_argument("--frames", help="integer frames (.npy) for the reference's event counts; without them "
@@ -57,7 +59,7 @@ def _handler(args: argparse.Namespace) -> int:
     frames = np.load(args.frames, allow_pickle=False) if args.frames else None
     if frames is not None:
         frames = frames.reshape(len(frames), -1)
-    e = estimate(net, args.board, lanes=args.lanes, decode=args.decode, frames=frames,
+    e = estimate(net, args.board, lanes=args.lanes, decode=args.decode, frames=frames, single_bank=args.single_bank,
                  clock_mhz=None if args.clock == "osc" else float(args.clock))
     cap = e.capacity
 

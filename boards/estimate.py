@@ -169,12 +169,14 @@ def _predict(model: dict[str, float], feats: dict[str, float]) -> int:
 
 
 def estimate(net, board: Board | str, *, lanes: int = 1, decode: str = "auto", frames=None,
-             clock_mhz: float | None = None) -> Estimate:
+             clock_mhz: float | None = None, single_bank=()) -> Estimate:
     """Estimate resources, cycles, fps and power of ``net`` on ``board`` (see the module doc).
 
     ``frames``: integer frames for the reference's event counts (None: every neuron fires
     once per frame, every pixel non-zero). ``clock_mhz``: a PLL frequency to run at (the
     setting :func:`.clock.plan_clock` reaches at or below it); None: the board oscillator.
+    ``single_bank``: layers with one bank of partial sums (their memory counts once; the frame
+    interval stays the busiest layer's bound, which their serialized decode and encode may exceed).
     """
     from snnfpga import reference
     from snnfpga.metrics.activity import synaptic_events_per_layer
@@ -190,8 +192,8 @@ def estimate(net, board: Board | str, *, lanes: int = 1, decode: str = "auto", f
     if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
         raise BadOption(f"lanes must be a positive integer, not {lanes!r}")
     notes: list[str] = []
-    hw = describe(net, lanes=lanes, decode=decode)
-    fit = check_fit(net, board, lanes=lanes, decode=decode)
+    hw = describe(net, lanes=lanes, decode=decode, single_bank=single_bank)
+    fit = check_fit(net, board, lanes=lanes, decode=decode, single_bank=single_bank)
     feats = features(net, board, lanes=lanes, decode=decode, fit=fit, hw=hw)
     cal = _calibration().get(board.family)
     if cal is None:
