@@ -14,7 +14,7 @@ numpy and ``snnfpga`` only.
 from __future__ import annotations
 
 import tempfile
-from dataclasses import dataclass, fields
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 from typing import TYPE_CHECKING, Any
 
@@ -53,10 +53,6 @@ class SimulationReport:
     interval_bound_cycles: float | None  #: the busiest layer's ceil(synaptic events / lanes), mean over the frames the interval is measured on
     interval_bound_ratio: float | None  #: frame_interval_cycles / interval_bound_cycles
     synaptic_events_per_layer: list[float]  #: per weighted layer, mean
-    #: per tapped stage (IR layer index, or ``input`` for the input encoder): mean cycles between
-    #: its end-of-frame pulses while frames stream back to back. The first stage whose interval
-    #: reaches the frame interval is where the cycles go.
-    stage_interval_cycles: dict[str, float]
     sim_seconds: float  #: wall time of the simulation run
     images_per_second: float | None
     lanes: int
@@ -68,6 +64,10 @@ class SimulationReport:
     build_dir: str | None
     run_dir: str | None
     waves: str | None = None  #: the waveform file (with ``waves=True``)
+    #: per tapped stage (IR layer index, or ``in`` for the input encoder): mean cycles between
+    #: its end-of-frame pulses while frames stream back to back. In a pipeline every stage settles
+    #: to the same interval; a stage below the frame interval is waiting on the others.
+    stage_interval_cycles: dict[str, float] = field(default_factory=dict)
 
     def to_json(self) -> dict[str, Any]:
         """The report as a plain dict (``waves`` only when recorded)."""
