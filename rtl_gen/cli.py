@@ -14,7 +14,7 @@ __all__ = ["add_parser", "add_single_bank_option"]
 
 def add_single_bank_option(p) -> None:
     """``--single-bank L [L ...]``, shared by generate, simulate, build and estimate."""
-    p.add_argument("--single-bank", type=int, nargs="+", default=(), metavar="LAYER",
+    p.add_argument("--single-bank", type=types.non_negative, nargs="+", default=(), metavar="LAYER",
                    help="IR indices of layers whose partial sums get one bank, not two: half their memory, "
                         "and they decode nothing while they encode (free in a layer faster than the busiest)")
 
