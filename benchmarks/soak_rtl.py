@@ -139,14 +139,15 @@ def run_batch(specs: list[Spec], build_root: str | None, keep: bool) -> tuple[li
     """Check one batch (in a worker process); delete its build unless it failed or ``keep``."""
     c0 = _cpu()
     rows: list[Row] = []
-    cases = []
+    drawn: list[tuple[Spec, batch.Case]] = []
     for s in specs:  # a network that cannot be drawn is a failure of its own, not of the batch
         try:
-            cases.append(s.case())
+            drawn.append((s, s.case()))
         except Exception as e:
             rows.append(Row(s, "?", 0, s.frames, s.frames, 0, 0,
                             [f"network {s.index}: make_case failed: {type(e).__name__}: {e}"], {}, 0))
-    specs = [s for s in specs if s.index not in {r.spec.index for r in rows}]
+    specs = [s for s, _ in drawn]
+    cases = [c for _, c in drawn]
     if not cases:
         return rows, {"cpu": _cpu() - c0}
     try:

@@ -60,13 +60,16 @@ def check_single_bank(net: Network, single_bank) -> tuple[int, ...]:
     except (TypeError, ValueError) as e:
         raise BadOption(f"single_bank must be layer indices, not {single_bank!r}") from e
     for i in out:
-        if not 0 <= i < len(net.layers) or not net.layers[i].weighted or net.branch_of(i) is not None:
-            what = (f"layer {i} is {net.layers[i].kind!r}" if 0 <= i < len(net.layers)
-                    else f"there is no layer {i} (0..{len(net.layers) - 1})")
-            if 0 <= i < len(net.layers) and net.branch_of(i) is not None:
-                what = f"layer {i} is a branch of the add {net.branch_of(i)}"
-            raise BadOption(f"single_bank: {what}; one bank of partial sums needs a dense or conv2d layer "
-                            f"that fires (or the output layer)")
+        if not 0 <= i < len(net.layers):
+            what = f"there is no layer {i} (0..{len(net.layers) - 1})"
+        elif net.branch_of(i) is not None:
+            what = f"layer {i} is a branch of the add {net.branch_of(i)}"
+        elif not net.layers[i].weighted:
+            what = f"layer {i} is {net.layers[i].kind!r}"
+        else:
+            continue
+        raise BadOption(f"single_bank: {what}; one bank of partial sums needs a dense or conv2d layer "
+                        f"that fires (or the output layer)")
     return out
 
 
