@@ -97,32 +97,34 @@ _REPORT_KEYS = frozenset(f.name for f in fields(SimulationReport))
 
 def prepare(net: Network, *, simulator: str = "verilator", lanes: int = 1, waves: bool = False,
             build_dir: str | Path | None = None, verilog: str | Path | None = None,
-            opt: str | None = None, decode: str = "auto", single_bank=()) -> Build:
+            opt: str | None = None, decode: str = "auto", single_bank=(), harness: bool = True) -> Build:
     """Generate (unless ``verilog`` names an already generated ``.v`` with its ``.json`` beside
     it) and compile the top of ``net``; a compiled model of the same Verilog is reused.
     ``opt``: Verilator's C++ optimisation (see :func:`sim.runner.build`); ``decode``: where the
     generated layers apply the decode LUT, ``single_bank``: layers with one bank of partial sums
-    (``rtl_gen.NetworkTop``'s options)."""
+    (``rtl_gen.NetworkTop``'s options); ``harness``: the testbench's per-cycle work runs in the
+    simulator (:mod:`sim.harness`, fast), not in cocotb's Python (:mod:`sim.tb_network`)."""
     from . import runner
 
     runner.prepare_simulator(simulator)  # fail early, before generating
     if verilog is not None:
         v = Path(verilog)
         return runner.build(v, v.with_suffix(".json"), simulator=simulator, build_root=build_dir, waves=waves,
-                            opt=opt)
+                            opt=opt, harness=harness)
     from snnfpga import rtl_gen
 
     with tempfile.TemporaryDirectory(prefix="snnfpga-gen-") as tmp:
         v = Path(rtl_gen.generate(net, Path(tmp), lanes=lanes, decode=decode, single_bank=single_bank))
         return runner.build(v, v.with_suffix(".json"), simulator=simulator, build_root=build_dir, waves=waves,
-                            opt=opt)
+                            opt=opt, harness=harness)
 
 
 def simulate(net: Network, frames: np.ndarray, *, simulator: str = "verilator", lanes: int = 1,
              waves: bool = False, build_dir: str | Path | None = None, seed: int = 0, gaps: bool = True,
              backpressure: bool = True, build: Build | None = None, rtl_net: Network | None = None,
              latency_frames: int = 2, verilog: str | Path | None = None,
-             ref: Result | None = None, decode: str = "auto", single_bank=()) -> SimulationReport:
+             ref: Result | None = None, decode: str = "auto", single_bank=(),
+             harness: bool = True) -> SimulationReport:
     """Simulate the generated top of ``net`` on integer ``frames`` and compare with the reference.
 
     Returns the :class:`SimulationReport` (docs/hardware.md): beyond the basic figures
@@ -136,7 +138,8 @@ def simulate(net: Network, frames: np.ndarray, *, simulator: str = "verilator", 
     (see :func:`prepare`) so nothing is generated here; ``rtl_net`` generates the hardware from
     another network than the reference's (to prove a corrupted network is caught); ``ref`` is
     the integer reference's result on these very ``frames`` (run here when not given);
-    ``decode`` and ``single_bank`` are the generator's options (see :func:`prepare`).
+    ``decode`` and ``single_bank`` are the generator's options, ``harness`` where the testbench's
+    per-cycle work runs (see :func:`prepare`).
     """
     from . import runner
 
@@ -146,7 +149,8 @@ def simulate(net: Network, frames: np.ndarray, *, simulator: str = "verilator", 
     frames = frames.reshape(len(frames), -1).astype(np.int64)
     if build is None:
         build = prepare(rtl_net if rtl_net is not None else net, simulator=simulator, lanes=lanes,
-                        waves=waves, build_dir=build_dir, verilog=verilog, decode=decode, single_bank=single_bank)
+                        waves=waves, build_dir=build_dir, verilog=verilog, decode=decode, single_bank=single_bank,
+                        harness=harness)
     obs = runner.run(build, frames, seed=seed, gaps=gaps, backpressure=backpressure,
                      latency_frames=latency_frames)
     return report(net, frames, obs, simulator=build.simulator,

