@@ -46,7 +46,7 @@ SMALL_BITS = {"xilinx7": (2048, 2048)}
 
 #: how a description's memory role reads in a report
 _ROLE_NAMES = {"weights": "weights", "bias": "biases", "partial_sums": "partial sums",
-               "membranes": "membranes", "frames": "frames"}
+               "membranes": "membranes", "frames": "frames", "queue": "pixel queue"}
 
 
 @dataclass(frozen=True)

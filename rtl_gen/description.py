@@ -28,7 +28,7 @@ if TYPE_CHECKING:
 __all__ = ["MemoryDescription", "LayerDescription", "HardwareDescription", "describe", "describe_top"]
 
 #: roles of a memory
-ROLES = ("weights", "bias", "partial_sums", "membranes", "frames", "pool_maxima")
+ROLES = ("weights", "bias", "partial_sums", "membranes", "frames", "pool_maxima", "queue")
 
 
 @dataclass(frozen=True)

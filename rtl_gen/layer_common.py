@@ -30,7 +30,7 @@ from __future__ import annotations
 
 import numpy as np
 from amaranth.hdl import Array, Cat, Const, Module, Mux, Shape, Signal, Value, signed, unsigned
-from amaranth.lib import stream, wiring
+from amaranth.lib import data, stream, wiring
 from amaranth.lib.memory import Memory, ReadPort
 from amaranth.lib.wiring import In, Out
 from amaranth.utils import bits_for, ceil_log2, exact_log2
@@ -164,6 +164,9 @@ def lane(word: Value, k: int, width: int) -> Value:
 
 #: values of the generator's ``decode`` option (docs/hardware.md, "Decode scaling")
 DECODES = ("auto", "slots", "arrival")
+#: entries of a direct first layer's queue of non-zero pixels (DecodePipeline): enough to ride
+#: out most runs of zero pixels between strokes, small enough to stay in logic
+PIXEL_QUEUE = 4
 
 
 def check_decode(decode: object) -> str:
@@ -415,7 +418,10 @@ class DecodePipeline(wiring.Component):
     each (times ``x`` for a pixel) into partial-sum word ``slot·groups + g``, one word per cycle
     through three stages: weight read; product registered and partial-sum read; add and write.
     Beats that add nothing (zero pixels) are taken while an event's words are issued, so they
-    cost no cycle of their own.
+    cost no cycle of their own. Direct pixels go through :attr:`queue` first: a zero pixel is
+    dropped as it arrives and a non-zero one (or the frame's last) waits there with its index,
+    so a run of zero pixels longer than one pixel's words keeps streaming in while the words of
+    the pixels before it issue.
     Back-to-back updates of one word are safe because the bank's read port is transparent to
     its write port. An end marker (or a frame's last pixel) waits until the pipeline is empty
     and the encode side idle, then pulses :attr:`start`.
@@ -444,6 +450,9 @@ class DecodePipeline(wiring.Component):
     ----------
     multipliers : int
         Hardware multipliers: ``lanes`` for pixel input or a non-power-of-two ``decs``, else 0.
+    queue : Memory or None
+        Direct pixels: :data:`PIXEL_QUEUE` entries of (pixel, index, last), read asynchronously
+        (logic, not block RAM); None for events.
 
     Members
     -------
@@ -473,8 +482,13 @@ class DecodePipeline(wiring.Component):
         self.direct = pixel_shape is not None
         self.decs, self.shifts = _check_arrival(decs, slots=slots, timesteps=timesteps, direct=self.direct)
         self.multipliers = lanes if self.direct or (self.decs is not None and self.shifts is None) else 0
+        self.queue = None
         if self.direct:
             i_sig = stream.Signature(Shape.cast(pixel_shape))
+            self.queue = Memory(shape=unsigned(Shape.cast(pixel_shape).width + index_bits(n_in) + 1),
+                                depth=PIXEL_QUEUE, init=[])
+            # ports made here, so a description (which never elaborates) sees a written memory
+            self._queue_ports = (self.queue.write_port(), self.queue.read_port(domain="comb"))
         else:
             i_sig = event_signature(index_bits(n_in), time_bits(timesteps))
         super().__init__({
@@ -499,8 +513,13 @@ class DecodePipeline(wiring.Component):
         s1_addr = Signal(range(depth))
         s2_valid = Signal()
         s2_addr = Signal(range(depth))
-        pix, in_row, in_slot, in_ev, in_end, in_x = input_beat(inp, direct=self.direct, n_in=self.n_in,
-                                                               slots=S, timesteps=T, decs=self.decs)
+        if self.direct:
+            inp = self._pixel_queue(m)
+            in_x = inp.payload.x
+            in_row, in_slot, in_ev, in_end = inp.payload.row, 0, in_x != 0, inp.payload.last
+        else:
+            _, in_row, in_slot, in_ev, in_end, in_x = input_beat(inp, direct=False, n_in=self.n_in,
+                                                                 slots=S, timesteps=T, decs=self.decs)
         scaled = in_x is not None
         if scaled:                         # the pixel, or the event's dec value / LUT index
             x = Signal(in_x.shape(), name="x")
@@ -529,8 +548,6 @@ class DecodePipeline(wiring.Component):
                     m.d.comb += self.start.eq(1)
                     m.d.sync += state.eq(IDLE)
         with m.If(accept):
-            if self.direct:
-                m.d.sync += pix.eq(Mux(in_end, 0, pix + 1))
             with m.If(in_ev):
                 m.d.sync += [row.eq(in_row), slot.eq(in_slot), g.eq(0), pend_end.eq(in_end),
                              state.eq(RUN)]
@@ -546,6 +563,33 @@ class DecodePipeline(wiring.Component):
                          s1_valid=s1_valid, s1_addr=s1_addr, s2_valid=s2_valid, s2_addr=s2_addr,
                          lanes=L, weight_bits=wb, acc_bits=ab, shifts=self.shifts)
         return m
+
+    def _pixel_queue(self, m: Module):
+        """The queue of direct pixels that add something (see the class doc): its read side, a
+        stream of (``x``, ``row``, ``last``) the decode takes like events."""
+        inp, n_in, Q = self.i_stream, self.n_in, PIXEL_QUEUE
+        entry = data.StructLayout({"x": inp.payload.shape(), "row": unsigned(index_bits(n_in)), "last": 1})
+        out = stream.Signature(entry).create()
+        m.submodules.queue = self.queue
+        wr, rd = self._queue_ports
+        pix = Signal(range(n_in))
+        level = Signal(range(Q + 1))
+        produce, consume = Signal(range(Q)), Signal(range(Q))
+        last = pix == n_in - 1
+        keep = (inp.payload != 0) | last
+        m.d.comb += inp.ready.eq(~keep | (level != Q))  # a zero pixel is dropped at once
+        push = inp.valid & inp.ready & keep
+        pop = out.valid & out.ready
+        with m.If(inp.valid & inp.ready):
+            m.d.sync += pix.eq(Mux(last, 0, pix + 1))
+        m.d.comb += [wr.addr.eq(produce), wr.data.eq(Cat(inp.payload, pix, last)), wr.en.eq(push),
+                     rd.addr.eq(consume), out.valid.eq(level != 0), out.payload.eq(rd.data)]
+        m.d.sync += level.eq(level + push - pop)
+        with m.If(push):
+            m.d.sync += produce.eq(Mux(produce == Q - 1, 0, produce + 1))
+        with m.If(pop):
+            m.d.sync += consume.eq(Mux(consume == Q - 1, 0, consume + 1))
+        return out
 
 
 class WindowDecode(wiring.Component):
@@ -1050,7 +1094,9 @@ class DenseLayerBase(wiring.Component):
         if self.branches:
             return (("bias", "bias", self.bias),
                     *((f"branch{br.index}.{path}", role, mem) for br in self.branches for path, role, mem in br.memories))
+        queue = getattr(self.decode, "queue", None)  # a direct dense layer's queue of pixels
         return (("weights", "weights", self.weights), ("bias", "bias", self.bias),
+                *((("decode.queue", "queue", queue),) if queue is not None else ()),
                 *((f"psums.{path}", role, mem) for path, role, mem in self.psums.memories))
 
     @property
