@@ -68,6 +68,9 @@ class SimulationReport:
     #: its end-of-frame pulses while frames stream back to back. In a pipeline every stage settles
     #: to the same interval; a stage below the frame interval is waiting on the others.
     stage_interval_cycles: dict[str, float] = field(default_factory=dict)
+    #: the simulator's own rate while the frames ran (harness runs: clock cycles per wall second
+    #: from the first frame to the last result, without start-up); None for the Python testbench
+    cycles_per_second: float | None = None
 
     def to_json(self) -> dict[str, Any]:
         """The report as a plain dict (``waves`` only when recorded)."""
@@ -243,4 +246,5 @@ def report(net: Network, frames: np.ndarray, obs: dict, *, simulator: str, lanes
         build_dir=str(build.directory) if build is not None else None,
         run_dir=obs.get("run_dir"),
         waves=obs.get("waves"),
+        cycles_per_second=(run["cycles"] / run["seconds"]) if (run := obs.get("run")) and run.get("seconds") else None,
     )

@@ -118,8 +118,9 @@ def _handler(args: argparse.Namespace) -> int:
     if r.stage_interval_cycles:
         per = ", ".join(f"{k}: {_fmt(v)}" for k, v in r.stage_interval_cycles.items())
         print(f"stage intervals:      {per} cycles (end of frame to end of frame, per tapped stage)")
+    raw = f"; the simulator ran {_fmt(r.cycles_per_second)} cycles/s" if r.cycles_per_second else ""
     print(f"simulation speed:     {_fmt(r.images_per_second, 2)} images/s "
-          f"({_fmt(r.sim_seconds, 2)} s)")
+          f"({_fmt(r.sim_seconds, 2)} s with start-up{raw})")
     for e in r.stat_errors + r.protocol_errors + ([degenerate] if degenerate else []):
         print(f"warning: {e}")
     if r.waves is not None:
