@@ -1,15 +1,18 @@
 """Frames per second of the integer reference simulator on the MNIST-10k MLP (784-128-10).
 
 Prints batch and single-frame throughput, each against a baseline run in the same process:
-the same semantics with numpy's integer matmul (no BLAS) instead of the exact-float64 path.
+the same semantics with numpy's integer matmul (no BLAS) instead of the exact-float64 path, and
+writes the table to ``<out>/reference.md`` and ``<out>/reference.json`` (``make bench``).
 
-    .venv/bin/python benchmarks/bench_reference.py [--ir runs/mnist10k/model.snn.json]
+    .venv/bin/python benchmarks/bench_reference.py [--ir runs/mnist10k/model.snn.json] [--out runs/bench]
 """
 
 from __future__ import annotations
 
 import argparse
+import json
 import time
+from dataclasses import asdict, dataclass
 from pathlib import Path
 
 import numpy as np
@@ -48,9 +51,39 @@ def _rate(fn, frames, batch: int, min_seconds: float = 2.0) -> float:
     return n / (time.perf_counter() - t0)
 
 
+@dataclass
+class ReferenceRow:
+    """One batch size: frames/s of the integer reference and of the int64-matmul baseline."""
+
+    batch: int
+    fps: float
+    baseline_fps: float
+
+    @property
+    def ratio(self) -> float:
+        return self.fps / self.baseline_fps
+
+
+def format_table(rows: list[ReferenceRow]) -> str:
+    """The Markdown table ``reference.md`` holds (and ``main`` prints)."""
+    lines = ["| batch | frames/s | int64 baseline | ratio |", "|---:|---:|---:|---:|"]
+    lines += [f"| {r.batch} | {r.fps:.0f} | {r.baseline_fps:.0f} | {r.ratio:.1f}x |" for r in rows]
+    return "\n".join(lines)
+
+
+def write(rows: list[ReferenceRow], out: Path, title: str, meta: dict) -> list[Path]:
+    """``reference.md`` and ``reference.json`` in ``out``: the record ``make bench`` keeps."""
+    out.mkdir(parents=True, exist_ok=True)
+    md, js = out / "reference.md", out / "reference.json"
+    md.write_text(f"# {title}\n\n{format_table(rows)}\n")
+    js.write_text(json.dumps({"meta": meta, "rows": [{**asdict(r), "ratio": r.ratio} for r in rows]}, indent=1) + "\n")
+    return [md, js]
+
+
 def main() -> None:
     ap = argparse.ArgumentParser(description=__doc__.splitlines()[0])
     ap.add_argument("--ir", type=Path, default=Path("runs/mnist10k/model.snn.json"))
+    ap.add_argument("--out", type=Path, default=Path("runs/bench"), help="where reference.md / .json go")
     args = ap.parse_args()
     net = _model(args.ir)
     data = load_dataset("mnist10k")
@@ -63,14 +96,19 @@ def main() -> None:
             reference._exact_matmul = lambda x, w: x.astype(np.int64) @ w.astype(np.int64).T
             base = _rate(lambda f: reference.simulate(net, f), frames, batch)
             reference._exact_matmul = original
-            rows.append((batch, fast, base))
+            rows.append(ReferenceRow(batch, fast, base))
     finally:
         reference._exact_matmul = original
-    print(f"integer reference, {net.name}: {net.coding} T={net.timesteps}, "
-          f"{' → '.join(str(l.n_out) for l in net.layers if l.weighted)} on {len(frames)} MNIST-10k test frames")
+    title = (f"integer reference, {net.name}: {net.coding} T={net.timesteps}, "
+             f"{' → '.join(str(l.n_out) for l in net.layers if l.weighted)} on {len(frames)} MNIST-10k test frames")
+    print(title)
     print(f"{'batch':>6} {'frames/s':>12} {'int64 baseline':>15} {'ratio':>7}")
-    for batch, fast, base in rows:
-        print(f"{batch:>6} {fast:>12.0f} {base:>15.0f} {fast / base:>6.1f}x")
+    for r in rows:
+        print(f"{r.batch:>6} {r.fps:>12.0f} {r.baseline_fps:>15.0f} {r.ratio:>6.1f}x")
+    meta = {"network": net.name, "coding": net.coding, "timesteps": net.timesteps, "frames": len(frames),
+            "ir": str(args.ir) if args.ir and args.ir.is_file() else "trained here (mnist10k MLP 784-128-10, 3 epochs)"}
+    files = write(rows, args.out, title, meta)
+    print("wrote " + ", ".join(str(p) for p in files))
 
 
 if __name__ == "__main__":

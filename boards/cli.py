@@ -32,9 +32,7 @@ def add_parser(subparsers) -> None:
                         "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
     add_single_bank_option(p)
     p.add_argument("--baud", type=types.baud, default=None, help="UART baud rate (default 115200)")
-    p.add_argument("--clock", default="osc",
-                   help="osc (board oscillator, default), a PLL frequency in MHz, or auto: build at the oscillator, "
-                        "then again with a PLL at <= 0.9 x that fmax (kept if it meets timing; boards/clock.py)")
+    p.add_argument("--clock", default="osc", help=types.CLOCK_HELP)
     p.add_argument("--list-boards", action="store_true", help="list the supported boards and exit")
     p.add_argument("--no-pnr", action="store_true", help="write the files only, run no toolchain")
     p.add_argument("--activity", help="a simulation report JSON (snnfpga simulate --json) for fps and power; "

@@ -18,7 +18,7 @@ from pathlib import Path
 
 from . import cli_types as types
 from .convert.data import DATASETS
-from .errors import MissingExtra, UserError
+from .errors import BadOption, MissingExtra, UserError
 from .flow import CODINGS
 
 __all__ = ["main", "build_parser"]
@@ -121,6 +121,9 @@ def build_parser() -> argparse.ArgumentParser:
                         "encode, or each weight scaled on arrival (one slot: less memory); auto: arrival (default)")
     p.add_argument("--board", default=None,
                    help="also build for this board (see 'snnfpga build --list-boards'): resources, fmax, fps, frames/W")
+    # default None, not "osc": argparse would convert a string default, importing amaranth (an extra)
+    p.add_argument("--clock", type=_clock, default=None,
+                   help="with --board: " + types.CLOCK_HELP)
     p.set_defaults(func=cmd_run)
 
     from .boards import cli as boards_cli
@@ -136,6 +139,19 @@ def build_parser() -> argparse.ArgumentParser:
 
     sweep_cli.add_parser(sub)
     return parser
+
+
+def _clock(text: str) -> str | float:
+    """``--clock``'s argparse type: :func:`snnfpga.boards.clock.parse_clock` (the one parser, shared
+    with ``snnfpga build``), so a bad value fails at parse time, before training."""
+    try:
+        from .boards.clock import parse_clock
+    except ImportError as e:
+        raise argparse.ArgumentTypeError(f"needs the hardware extra (pip install 'snnfpga[hardware]'): {e}") from None
+    try:
+        return parse_clock(text)
+    except UserError as e:
+        raise argparse.ArgumentTypeError(str(e)) from None
 
 
 # --------------------------------------------------------------------------- commands
@@ -218,6 +234,8 @@ def cmd_run(args) -> int:
         from .boards.registry import get_board
 
         get_board(args.board)
+    elif args.clock is not None:
+        raise BadOption(f"--clock {args.clock}: the clock is the board build's; give --board NAME too")
     flow.run(flow.RunOptions.from_args(args))
     return 0
 

@@ -68,3 +68,8 @@ baud = int_range(300, MAX_BAUD)
 seed = int_range(0, MAX_SEED)
 #: UART requests in flight
 window = int_range(1, 256)
+
+
+#: ``--clock`` of ``snnfpga build`` and ``snnfpga run`` (parsed by ``boards.clock.parse_clock``)
+CLOCK_HELP = ("osc (board oscillator, default), a PLL frequency in MHz, or auto: build at the oscillator, "
+              "then again with a PLL at <= 0.9 x that fmax (kept if it meets timing; boards/clock.py)")

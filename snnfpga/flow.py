@@ -105,6 +105,8 @@ class RunOptions:
     lanes: int = 4
     decode: str = "auto"  #: where the generated (SC-)TTFS layers apply the decode LUT (rtl_gen.NetworkTop)
     board: str | None = None
+    #: the board build's clock: ``"osc"``, ``"auto"`` or MHz (``boards.clock.parse_clock``'s value)
+    clock: str | float = "osc"
     quiet: bool = False
 
     @classmethod
@@ -118,6 +120,8 @@ class RunOptions:
             kw["sweep"] = not args.no_sweep
         if hasattr(args, "no_hardware"):
             kw["hardware"] = not args.no_hardware
+        if kw.get("clock") is None:  # not given: the default (the CLI leaves it None, see cli._clock)
+            kw.pop("clock", None)
         return cls(**kw)
 
     @property
@@ -315,6 +319,11 @@ class BuildResult:
     def bitstream(self) -> str | None:
         return self.build.get("bitstream")
 
+    @property
+    def clock(self) -> dict[str, Any]:
+        """The clock plan the build ran at (``boards.clock.ClockPlan``'s JSON: source, osc_mhz, mhz, pll)."""
+        return dict(self.build.get("clock") or {})
+
 
 @dataclass
 class Report:
@@ -479,21 +488,27 @@ def simulate(opts: RunOptions, net: Network, gen: GenerateResult, hw: HardwareFr
 
 def build(opts: RunOptions, net: Network, out: Path, hw: HardwareFrames | None,
           sim_report: SimulationReport | None, say: Say = print) -> BuildResult:
-    """Place and route the UART top for ``opts.board``; fps and power from the measured frame
+    """Place and route the UART top for ``opts.board`` at ``opts.clock``
+    (:func:`snnfpga.boards.clock.build_at_clock`); fps and power from the measured frame
     interval and ``hw``'s reference activity (without ``hw``, every neuron is assumed to fire once)."""
-    from .boards import build as board_build
+    from .boards.clock import build_at_clock
     from .boards.performance import performance
     from .boards.registry import get_board
 
     t0 = time.time()
     board = get_board(opts.board)
-    say(f"board: building for {opts.board} (open toolchain) ...")
-    b = board_build.build(net, board, out / "board", lanes=opts.lanes, decode=opts.decode)
+    say(f"board: building for {opts.board} (open toolchain, clock {opts.clock}) ...")
+    b = build_at_clock(net, board, out / "board", clock=opts.clock, lanes=opts.lanes, decode=opts.decode)
     b["power_device"] = board.power_device
     perf = performance(net, b, lanes=opts.lanes, sim_report=sim_report, frames=hw.frames if hw else None,
                        ref=hw.ref if hw else None)
     pw = perf.power or {}
-    say(f"board: {opts.board}: fmax {b.get('fmax_mhz') or float('nan'):.1f} MHz (clock {perf.clock_mhz} MHz), "
+    plan = b.get("clock") or {}
+    for note in b.get("notes", []):
+        if note.startswith("clock auto"):
+            say(f"board: {note}")
+    say(f"board: {opts.board}: fmax {b.get('fmax_mhz') or float('nan'):.1f} MHz (clock {perf.clock_mhz} MHz: "
+        f"{plan.get('source', 'osc')}, --clock {opts.clock}), "
         f"{perf.fps or float('nan'):.0f} frames/s, {pw.get('total_w', float('nan')) * 1e3:.2f} mW, "
         f"{pw.get('fps_per_w', float('nan')):.0f} frames/W (estimate; see power breakdown in report.json)")
     return BuildResult(board=board.name, build=b, performance=perf, seconds=time.time() - t0)
@@ -521,7 +536,14 @@ def preflight(opts: RunOptions) -> None:
     if opts.board:
         from .boards.registry import get_board
 
-        get_board(opts.board)
+        board = get_board(opts.board)
+        if opts.clock not in ("osc", "auto"):  # a frequency the board's PLL cannot make fails here
+            from .boards.clock import plan_clock
+
+            try:
+                plan_clock(board, opts.clock)
+            except BadOption as e:
+                raise BadOption(f"--clock {opts.clock:g} on {board.name}: {e}") from None
 
 
 # --------------------------------------------------------------------------- the flow

@@ -38,6 +38,7 @@ TOP_LEVEL_KEYS: dict[str, str] = {
     "board": "build",
     "fmax_mhz": "build",
     "clock_mhz": "build",
+    "clock": "build",
     "resources": "build",
     "bitstream": "build",
     "fps": "build",
@@ -96,7 +97,8 @@ def to_json(report: Report) -> dict[str, Any]:
         b, perf = report.build, report.build.performance
         pw = perf.power or {}
         doc.update({
-            "board": b.board, "fmax_mhz": b.fmax_mhz, "clock_mhz": perf.clock_mhz, "resources": b.resources,
+            "board": b.board, "fmax_mhz": b.fmax_mhz, "clock_mhz": perf.clock_mhz, "clock": b.clock or None,
+            "resources": b.resources,
             "bitstream": str(b.bitstream) if b.bitstream else None, "fps": perf.fps,
             "power_w": pw.get("total_w"), "fps_per_w": pw.get("fps_per_w"), "power": pw,
             "fps_uart_limited": perf.fps_uart, "power_uart_limited": perf.power_uart,
