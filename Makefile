@@ -32,8 +32,17 @@ demo: setup
 test: setup
 	$(PY) -m pytest -n $(JOBS) --dist loadfile -q
 
-bench: setup
-	$(PY) benchmarks/bench_reference.py
+# Benchmarks with ratios measured in the same run; each writes a table and a plot under runs/bench.
+# The digits SC-TTFS network of `snnfpga run` (what `make demo` makes, without the board build).
+BENCH_IR := runs/demo/sc-ttfs.snn.json
+$(BENCH_IR): | setup
+	$(PY) -m snnfpga run --dataset digits --out runs/demo
+
+bench: setup $(BENCH_IR)
+	$(PY) benchmarks/bench_reference.py --out runs/bench
+	$(PY) benchmarks/bench_rtl.py $(BENCH_IR) --simulators verilator icarus --lanes 1 4 16 --out runs/bench
+	$(PY) benchmarks/bench_pareto.py --ir $(BENCH_IR) --out runs/bench
+	$(PY) benchmarks/bench_peers.py --out runs/bench
 
 # Reliability soaks (about an hour on 2 cores): 500 random networks / 20,000 frames on Verilator,
 # and UART fault injection; each exits non-zero on any mismatch or wrong result.
