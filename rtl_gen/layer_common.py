@@ -582,7 +582,9 @@ class DecodePipeline(wiring.Component):
         pop = out.valid & out.ready
         with m.If(inp.valid & inp.ready):
             m.d.sync += pix.eq(Mux(last, 0, pix + 1))
-        m.d.comb += [wr.addr.eq(produce), wr.data.eq(Cat(inp.payload, pix, last)), wr.en.eq(push),
+        entry_in = Signal(entry)  # by field: pix is narrower than the row field when n_in == 1
+        m.d.comb += [entry_in.x.eq(inp.payload), entry_in.row.eq(pix), entry_in.last.eq(last),
+                     wr.addr.eq(produce), wr.data.eq(entry_in), wr.en.eq(push),
                      rd.addr.eq(consume), out.valid.eq(level != 0), out.payload.eq(rd.data)]
         m.d.sync += level.eq(level + push - pop)
         with m.If(push):

@@ -175,3 +175,10 @@ def test_bit_exact_with_flatten(coding):
     validate(net)
     hw, _ = check(net, random_frames(net, 3, seed=8), lanes=4, gaps=True, backpressure=True)
     assert sorted(hw.events) == [Stage.INPUT, Stage(1)]
+
+
+@pytest.mark.parametrize("coding", ["sc-ttfs", "ttfs", "rate"])
+def test_one_pixel_direct_input(coding):
+    """A one-pixel frame: the direct layer's pixel index has no bits, its queue entry still does."""
+    net = random_network(coding, (1, 3, 2), timesteps=3, input_coding="direct", seed=1)
+    check(net, random_frames(net, 2, seed=1), lanes=2, gaps=True, backpressure=True, seed=1)
