@@ -356,6 +356,18 @@ def _log_tail(path: Path, lines: int = 40) -> str:
     return "\n".join(text[-lines:])
 
 
+def _write_source(path: Path, text: bytes, simulator: str) -> Path:
+    """Write Verilog ``text`` to ``path``; for Icarus, a patched copy beside it when
+    :func:`icarus_compat` changes anything (returned instead)."""
+    path.write_bytes(text)
+    if simulator == "icarus":
+        patched, n_fixed = icarus_compat(text.decode())
+        if n_fixed:
+            path = path.with_name(path.stem + ".icarus.v")
+            path.write_text(patched)
+    return path
+
+
 def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "verilator",
           build_root: str | Path | None = None, waves: bool = False, opt: str | None = None,
           harness: bool = False) -> Build:
@@ -404,23 +416,11 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
             if directory.exists():
                 shutil.rmtree(directory)
             src.parent.mkdir(parents=True)
-            src.write_bytes(text)
-            if simulator == "icarus":
-                patched, n_fixed = icarus_compat(text.decode())
-                if n_fixed:
-                    src = src.with_name(f"{top}.icarus.v")
-                    src.write_text(patched)
+            src = _write_source(src, text, simulator)
             (directory / "src" / f"{top}.json").write_text(json.dumps(summary, indent=1))
             sources = [src]
             if wrapper is not None:
-                wsrc = directory / "src" / f"{HARNESS_TOPLEVEL}.v"
-                wsrc.write_bytes(wrapper)
-                if simulator == "icarus":
-                    patched, n_fixed = icarus_compat(wrapper.decode())
-                    if n_fixed:
-                        wsrc = wsrc.with_name(f"{HARNESS_TOPLEVEL}.icarus.v")
-                        wsrc.write_text(patched)
-                sources.append(wsrc)
+                sources.append(_write_source(directory / "src" / f"{HARNESS_TOPLEVEL}.v", wrapper, simulator))
             top_text = (wrapper or text).decode()
             runner = _verilator_runner(directory / "src" / "public.vlt", toplevel,
                                        _lib_cache_dir(root.resolve(), version, opt, waves, wrapper is not None),
