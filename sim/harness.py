@@ -11,8 +11,8 @@ the network in the simulator itself:
   ``wait_upto``, then back to back, from frame ``stress_from`` with random pixel gaps and random
   result back-pressure from an LFSR when ``gaps`` / ``backpressure`` are set);
 - every transfer it sees is printed with ``Print`` (Verilog ``$write``) as one line of text
-  (read by :mod:`sim.trace`): ``@P`` a frame's first and last accepted pixel, ``@T`` a tap's event and/or
-  end of frame, ``@R`` a result beat, ``@X`` a protocol error (a result beat offered while
+  (read by :mod:`sim.trace`): ``@P`` a frame's first and last accepted pixel, ``@E`` a tap's event,
+  ``@D`` a tap's end of frame (with the event of that cycle, if any), ``@R`` a result beat, ``@X`` a protocol error (a result beat offered while
   ``ready`` was low changed or vanished; a ring overrun). :mod:`sim.tb_harness` turns the
   lines into the same observations :mod:`sim.tb_network` writes, so :func:`sim.report`
   compares them the same way.
@@ -22,12 +22,12 @@ What stays in Python: the clock, the reset, loading the ring, and waiting for ``
 
 from __future__ import annotations
 
-from amaranth import ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal
+from amaranth import Cat, ClockDomain, ClockSignal, Const, Elaboratable, Instance, Module, Mux, Signal
 from amaranth.hdl import Format, Print
 from amaranth.lib.memory import Memory
 
 from .runner import TopPorts, top_ports
-from .trace import RING_FRAMES, TOPLEVEL, word_pixels
+from .trace import KIND_BITS, RING_FRAMES, TIME_BITS, TOPLEVEL, word_pixels
 
 __all__ = ["Harness", "generate", "CLOCK"]
 
@@ -205,9 +205,17 @@ class Harness(Elaboratable):
         all_done = Const(1)
         for k, t in enumerate(taps):
             done = Signal(c, name=f"tap{k}_frames")
-            with m.If(t["valid"] | t["done"]):
-                m.d.sync += Print(Format("@T {:d} {:d} {:d} {:d} {:d} {:d} {:d}", k, cycle, t["valid"], t["done"],
-                                         t["neuron"], t["time"], t["kind"]))
+            # one field for the event (formatting is most of the cost of a line); the cycle only
+            # where it is needed, at the end of a frame
+            for f, width in (("kind", KIND_BITS), ("time", TIME_BITS)):
+                if len(t[f]) > width:
+                    raise ValueError(f"tap {k}: {f} has {len(t[f])} bits, the trace holds {width}")
+            packed = Cat(t["kind"], Const(0, KIND_BITS - len(t["kind"])), t["time"],
+                         Const(0, TIME_BITS - len(t["time"])), t["neuron"])
+            with m.If(t["valid"] & ~t["done"]):
+                m.d.sync += Print(Format("@E {:d} {:x}", k, packed))
+            with m.Elif(t["done"]):
+                m.d.sync += Print(Format("@D {:d} {:d} {:d} {:x}", k, cycle, t["valid"], packed))
             with m.If(t["done"]):
                 m.d.sync += done.eq(done + 1)
             all_done = all_done & (done >= i["n_frames"])

@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from typing import Any
 
-__all__ = ["BEGIN", "TOPLEVEL", "RING_FRAMES", "MAX_WORD_BITS", "word_pixels", "observations"]
+__all__ = ["BEGIN", "TOPLEVEL", "RING_FRAMES", "MAX_WORD_BITS", "KIND_BITS", "TIME_BITS", "word_pixels",
+           "observations"]
 
 #: printed by :mod:`sim.tb_harness` just before the clock starts: the trace follows it
 BEGIN = "@BEGIN"
@@ -19,6 +20,16 @@ TOPLEVEL = "snn_harness"
 RING_FRAMES = 16
 #: the widest word of the ring (bits): wide enough that loading costs a few cycles a frame
 MAX_WORD_BITS = 512
+
+
+#: an event in the trace: ``neuron << (TIME_BITS + KIND_BITS) | time << KIND_BITS | kind``, in hex
+KIND_BITS, TIME_BITS = 4, 16
+
+
+def _event(packed: int) -> list[int]:
+    """``[neuron, time, kind]`` of a packed event."""
+    return [packed >> (TIME_BITS + KIND_BITS), (packed >> KIND_BITS) & ((1 << TIME_BITS) - 1),
+            packed & ((1 << KIND_BITS) - 1)]
 
 
 def word_pixels(summary: dict) -> int:
@@ -54,19 +65,25 @@ def observations(log: str, summary: dict, meta: dict, n: int, phase: list[str]) 
             continue
         f = line[1:].split()
         try:
-            kind, v = f[0], [int(x) for x in f[1:]] if f[0] != "X" else [int(f[1])]
+            kind = f[0]
+            if kind == "X":
+                v = [int(f[1])]
+            else:  # an event's fields are packed in hex (@E's second, @D's fourth field)
+                v = [int(x, 16) if (kind, j) in (("E", 1), ("D", 3)) else int(x) for j, x in enumerate(f[1:])]
         except (ValueError, IndexError):
             bad += 1
             continue
-        if kind == "T" and len(v) == 7:
-            i, cyc, valid, done, neuron, time, k = v
+        if kind == "E" and len(v) == 2:
+            current[v[0]].append(_event(v[1]))
+            events += 1
+        elif kind == "D" and len(v) == 4:
+            i, cyc, valid, packed = v
             if valid:
-                current[i].append([neuron, time, k])
+                current[i].append(_event(packed))
                 events += 1
-            if done:
-                per_tap[i].append(current[i])
-                done_cycles[i].append(cyc)
-                current[i] = []
+            per_tap[i].append(current[i])
+            done_cycles[i].append(cyc)
+            current[i] = []
         elif kind == "R" and len(v) == 2:
             cyc, word = v
             m = word & acc_mask

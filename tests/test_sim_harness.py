@@ -10,7 +10,7 @@ import pytest
 
 from snnfpga import reference, sim
 from snnfpga.sim import runner
-from snnfpga.sim.trace import BEGIN, RING_FRAMES, observations
+from snnfpga.sim.trace import BEGIN, KIND_BITS, RING_FRAMES, TIME_BITS, observations
 from snnfpga.testing import random_frames, random_network
 
 OPT = "-O0"
@@ -67,10 +67,12 @@ def test_a_broken_trace_is_reported_not_guessed():
     summary = {"out_acc_bits": 8, "cls_bits": 2, "n_classes": 2, "taps": [{"stage": 0}]}
     meta = {"values": {}, "cycles": 10}
     with pytest.raises(ValueError, match="no trace"):
-        observations("@T 0 1 1 0 3 0 0\n", summary, meta, 1, ["latency"])
-    log = "\n".join([BEGIN, "@T 0 5 1 1 3 0 0", "@R 6 1", "@R 7 1026", "@T 0 7 1 banana", "@X 9 result_not_steady"])
+        observations("@E 0 30\n", summary, meta, 1, ["latency"])
+    event = 3 << (TIME_BITS + KIND_BITS) | 1 << KIND_BITS | 1  # neuron 3, time 1, kind 1
+    log = "\n".join([BEGIN, f"@E 0 {event:x}", f"@D 0 5 1 {event:x}", "@R 6 1", "@R 7 1026", "@D 0 7 1 banana",
+                     "@X 9 result_not_steady"])
     obs = observations(log, summary, meta, 1, ["latency"])
-    assert obs["stages"]["0"] == [[[3, 0, 0]]]
+    assert obs["stages"]["0"] == [[[3, 1, 1], [3, 1, 1]]] and obs["done_cycles"]["0"] == [5]
     assert obs["frames"][0]["membranes"] == [1, 2] and obs["frames"][0]["cls"] == 0
     assert any("did not parse" in e for e in obs["protocol_errors"])
     assert any("result_not_steady" in e for e in obs["protocol_errors"])
