@@ -1,20 +1,13 @@
-"""benchmarks/bench_pareto.py on synthetic rows: the Pareto front, the table, the JSON and the plot
+"""snnfpga.pareto (benchmarks/bench_pareto.py) on synthetic rows: the Pareto front, the table, the JSON and the plot
 (no board build: the real run is ``make bench``)."""
 
 from __future__ import annotations
 
-import importlib.util
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-_PATH = Path(__file__).resolve().parents[1] / "benchmarks" / "bench_pareto.py"
-_spec = importlib.util.spec_from_file_location("bench_pareto", _PATH)
-bench = importlib.util.module_from_spec(_spec)
-sys.modules["bench_pareto"] = bench  # dataclasses look their module up while the class is made
-_spec.loader.exec_module(bench)
+from snnfpga import pareto as bench
 Row = bench.ParetoRow
 
 

@@ -1,16 +1,13 @@
-"""benchmarks/bench_peers.py --quick: every tool converts the same digits ANN, the peers get close
+"""snnfpga.peers (benchmarks/bench_peers.py) --quick: every tool converts the same digits ANN, the peers get close
 to the ANN at their longest T, and the table's T* and ratios follow from its own rows."""
 
 from __future__ import annotations
 
 import json
-import sys
-from pathlib import Path
 
 import pytest
 
-sys.path.insert(0, str(Path(__file__).resolve().parents[1] / "benchmarks"))
-import bench_peers  # noqa: E402
+from snnfpga import peers as bench_peers
 
 
 @pytest.fixture(scope="module")
