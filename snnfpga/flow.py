@@ -107,6 +107,7 @@ class RunOptions:
     board: str | None = None
     #: the board build's clock: ``"osc"``, ``"auto"`` or MHz (``boards.clock.parse_clock``'s value)
     clock: str | float = "osc"
+    single_bank: tuple[int, ...] = ()  #: layers with one bank of partial sums (rtl_gen.NetworkTop)
     quiet: bool = False
 
     @classmethod
@@ -498,7 +499,8 @@ def build(opts: RunOptions, net: Network, out: Path, hw: HardwareFrames | None,
     t0 = time.time()
     board = get_board(opts.board)
     say(f"board: building for {opts.board} (open toolchain, clock {opts.clock}) ...")
-    b = build_at_clock(net, board, out / "board", clock=opts.clock, lanes=opts.lanes, decode=opts.decode)
+    b = build_at_clock(net, board, out / "board", clock=opts.clock, lanes=opts.lanes, decode=opts.decode,
+                       single_bank=opts.single_bank)
     b["power_device"] = board.power_device
     perf = performance(net, b, lanes=opts.lanes, sim_report=sim_report, frames=hw.frames if hw else None,
                        ref=hw.ref if hw else None)

@@ -244,38 +244,12 @@ def failure_reason(e: BaseException) -> str:
 def _build(net, board, lanes: int, *, out: Path, hw, sim_report: dict[str, Any] | None, clock: str | float,
            decode: str, single_bank: Sequence[int] = ()):
     """The board build and its performance: :func:`snnfpga.flow.build` (what ``snnfpga run
-    --board`` does). ``flow.RunOptions`` has no ``single_bank``, so with one the same two steps
-    run here with it: :func:`snnfpga.boards.clock.build_at_clock` (as ``snnfpga build
-    --single-bank``) and :func:`snnfpga.boards.performance.performance`."""
+    --board`` does)."""
     from snnfpga import flow
 
-    if not single_bank:
-        opts = flow.RunOptions(lanes=lanes, decode=decode, board=board.name, clock=clock, quiet=True)
-        return flow.build(opts, net, out, hw, sim_report, say=lambda s: None)
-    from snnfpga.boards.clock import build_at_clock
-    from snnfpga.boards.performance import performance
-
-    t0 = time.time()
-    b = build_at_clock(net, board, out / "board", clock=clock, lanes=lanes, decode=decode,
-                       single_bank=tuple(single_bank))
-    b["power_device"] = board.power_device
-    perf = performance(net, b, lanes=lanes, sim_report=sim_report, frames=hw.frames if hw else None,
-                       ref=hw.ref if hw else None)
-    return flow.BuildResult(board=board.name, build=b, performance=perf, seconds=time.time() - t0)
-
-
-def _estimated_resources(net, board, lanes: int, decode: str, single_bank: Sequence[int] = ()):
-    """LUT, FF and DSP counts before synthesis: :func:`snnfpga.sweep._estimated_resources` (the
-    calibrated estimate ``snnfpga sweep`` uses), or with ``single_bank``
-    :func:`snnfpga.boards.estimate.estimate` with it (as ``snnfpga estimate --single-bank``)."""
-    if not single_bank:
-        from snnfpga.sweep import _estimated_resources as sweep_estimate
-
-        return sweep_estimate(net, board, lanes, decode)
-    from snnfpga.boards.estimate import estimate
-
-    e = estimate(net, board, lanes=lanes, decode=decode, single_bank=tuple(single_bank))
-    return None if e.luts is None else {"LUT": {"used": e.luts}, "FF": {"used": e.ffs}, "DSP": {"used": e.dsp}}
+    opts = flow.RunOptions(lanes=lanes, decode=decode, board=board.name, clock=clock, quiet=True,
+                           single_bank=tuple(single_bank))
+    return flow.build(opts, net, out, hw, sim_report, say=lambda s: None)
 
 
 def run_point(net, board_name: str, lanes: int, *, out: Path, hw, sim_report: dict[str, Any] | None,
@@ -310,8 +284,9 @@ def run_point(net, board_name: str, lanes: int, *, out: Path, hw, sim_report: di
             row.bram = _used(resources, "BRAM")
         else:
             from snnfpga.boards.performance import performance
+            from snnfpga.sweep import _estimated_resources
 
-            resources = _estimated_resources(net, board, lanes, decode, single_bank)
+            resources = _estimated_resources(net, board, lanes, decode, tuple(single_bank))
             row.resource_source = "estimate before synthesis" if resources else None
             est = {"board": board.name, "clock_mhz": board.clock_hz / 1e6, "fmax_mhz": None,
                    "resources": resources, "power_device": board.power_device, "decode": decode}

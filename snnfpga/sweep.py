@@ -476,14 +476,16 @@ def _used(resources: Mapping[str, Any] | None, kind: str) -> int | None:
     return int(r["used"] if isinstance(r, Mapping) else r)
 
 
-def _estimated_resources(net: Network, board, lanes: int, decode: str) -> dict[str, Any] | None:
+def _estimated_resources(net: Network, board, lanes: int, decode: str,
+                         single_bank: tuple[int, ...] = ()) -> dict[str, Any] | None:
     """LUT, FF and DSP counts from :func:`snnfpga.boards.estimate.estimate` (the per-family model
     calibrated on real builds), or None where it has no calibration or is not installed."""
     try:
         from .boards.estimate import estimate
     except ImportError:
         return None
-    e = estimate(net, board, lanes=lanes, decode=decode)  # frames=None: resources do not depend on them
+    # frames=None: resources do not depend on them
+    e = estimate(net, board, lanes=lanes, decode=decode, single_bank=single_bank)
     if e.luts is None:
         return None
     return {"LUT": {"used": e.luts}, "FF": {"used": e.ffs}, "DSP": {"used": e.dsp}}
