@@ -5,7 +5,7 @@ without yosys or nextpnr:
 
 * **block RAM** from :func:`.fit.check_fit` (the generator's memories, mapped by yosys' own
   cost rule) and **DSP** from the generator's multipliers (:func:`snnfpga.rtl_gen.describe`;
-  a product wider than one block takes several, :func:`dsp_blocks`): counts of things the
+  as yosys maps them, :func:`.fit.dsp_blocks`): counts of things the
   description holds, not fitted;
 * **LUT and FF** from a per-family linear model over features of that same description
   (:data:`FEATURES`: per core, per lane × accumulator bit, per bit of memory yosys leaves in
@@ -39,7 +39,7 @@ from .fit import YOSYS_RAM_COSTS
 from .registry import Board, get_board
 
 __all__ = ["Estimate", "Sample", "estimate", "features", "fit_calibration", "write_calibration",
-           "dsp_blocks", "FEATURES", "MODEL", "DSP_WIDTH", "CALIBRATION_PATH"]
+           "FEATURES", "MODEL", "CALIBRATION_PATH"]
 
 #: the features the LUT and FF models may use, each a count read off the generator's
 #: description and the block RAM mapping (see :func:`features`)
@@ -140,24 +140,6 @@ def features(net, board: Board | str, *, lanes: int = 1, decode: str = "auto",
     }
 
 
-#: widest signed operand of one DSP block, per family (ECP5 MULT18X18D, iCE40 SB_MAC16 16x16,
-#: Xilinx DSP48E1 25x18): yosys' mul2dsp splits a wider product over several blocks
-DSP_WIDTH = {"ecp5": 18, "ice40": 16, "xilinx7": 25}
-
-
-def dsp_blocks(hw, family: str) -> int:
-    """DSP blocks of the description's multipliers: one per multiplier, except the encode-side
-    ``dec · P`` of a layer decoding into slots (``lanes`` multipliers, see
-    ``rtl_gen.layer_ttfs``), whose partial sum is ``acc_bits`` wide: ``ceil(acc_bits / width)``
-    blocks each (a 20-bit partial sum takes two MULT18X18D / SB_MAC16)."""
-    width = DSP_WIDTH.get(family, 18)
-    total = 0
-    for layer in hw.layers:
-        encode = layer.lanes if layer.decode == "slots" and layer.multipliers >= layer.lanes else 0
-        total += (layer.multipliers - encode) + encode * math.ceil(layer.acc_bits / width)
-    return total
-
-
 def _calibration() -> dict:
     from .estimate_calibration import CALIBRATION
 
@@ -203,14 +185,11 @@ def estimate(net, board: Board | str, *, lanes: int = 1, decode: str = "auto", f
     else:
         luts, ffs = _predict(cal["lut"], feats), _predict(cal["ff"], feats)
         cal_name = f"{board.family}: fitted on {', '.join(cal['fitted_on'])}"
-    dsp = dsp_blocks(hw, board.family)
+    dsp = fit["dsp_blocks"]
     for kind, used in (("LUT", luts), ("FF", ffs), ("BRAM", fit["bram_blocks"])):
         if used is not None and board.capacity.get(kind) and used > board.capacity[kind]:
             notes.append(f"{kind} {used} is more than the {board.capacity[kind]} of {board.device}: "
                          "it may not fit (place and route decides)")
-    if dsp > board.capacity["DSP"]:
-        notes.append(f"{dsp} multipliers but {board.capacity['DSP']} DSP blocks: yosys puts the rest in logic "
-                     "(not modelled)")
 
     if frames is not None and len(frames):
         frames = np.asarray(frames)

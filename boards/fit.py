@@ -1,4 +1,4 @@
-"""Will the network fit? Block RAM needs from the generator's own description, before the toolchain runs.
+"""Will the network fit? Block RAM and DSP needs from the generator's own description, before the toolchain runs.
 
 The memories are the ones the hardware has: :func:`snnfpga.rtl_gen.describe` lists every
 memory of ``NetworkTop`` (path, depth, width, whether it is a ROM), read from the cores that
@@ -6,6 +6,11 @@ build it; the UART top adds its request FIFO (:func:`.uart_top.request_fifo_memo
 here recomputes a depth or a width. Which of them yosys puts in block RAM, and in how many
 blocks, follows yosys' own rules (below); a design refused here cannot fit, one accepted may
 still fail at place and route (reported from nextpnr).
+
+Multipliers go to DSP blocks by yosys' own rule too (:func:`dsp_blocks`, :data:`MUL2DSP`): both
+``synth_ice40 -dsp`` and ``synth_ecp5`` map every product wide enough to DSP blocks, whatever
+the device has, so a design needing more than the device's DSPs fails at place and route
+(nextpnr: no free bel); it is refused here instead.
 
 Weights have initial contents, so on iCE40 they must sit in EBR (SPRAM cannot be
 initialised). Which memories stay out of block RAM follows yosys' own cost rule
@@ -22,8 +27,8 @@ from snnfpga.errors import BadOption
 
 from .registry import Board, DoesNotFitBoard
 
-__all__ = ["MemoryNeed", "memory_needs", "blocks_for", "check_fit", "in_block_ram", "SMALL_BITS",
-           "YOSYS_RAM_COSTS"]
+__all__ = ["MemoryNeed", "memory_needs", "blocks_for", "check_fit", "in_block_ram", "dsp_blocks",
+           "product_blocks", "SMALL_BITS", "YOSYS_RAM_COSTS", "MUL2DSP"]
 
 #: yosys' choice between block RAM, distributed RAM and logic, for the families it builds: its
 #: memory_libmap pass (passes/memory/memory_libmap.cc) takes the cheapest mapping, where soft
@@ -43,6 +48,12 @@ YOSYS_RAM_COSTS = {"ice40": (64, None), "ecp5": (128, (16, 4, 4))}
 #: families yosys does not build here (Vivado): memories below this many bits are assumed to go
 #: to LUTs / distributed RAM, as (read-only, written)
 SMALL_BITS = {"xilinx7": (2048, 2048)}
+
+#: yosys' DSP mapping per family: the macros its synth script passes to techmap/mul2dsp.v,
+#: (A max, B max, A min, B min, Y min) widths. synth_ice40 -dsp: SB_MAC16 16x16, a product
+#: narrower than 11 bits stays in logic (DSP_Y_MINWIDTH=11); synth_ecp5 (synth_lattice):
+#: MULT18X18D, no Y minimum. Xilinx (Vivado, not run here): DSP48E1 25x18, every product.
+MUL2DSP = {"ice40": (16, 16, 2, 2, 11), "ecp5": (18, 18, 2, 2, 0), "xilinx7": (25, 18, 1, 1, 0)}
 
 #: how a description's memory role reads in a report
 _ROLE_NAMES = {"weights": "weights", "bias": "biases", "partial_sums": "partial sums",
@@ -68,13 +79,13 @@ class MemoryNeed:
 
 
 def memory_needs(net, *, lanes: int = 1, fifo_depth: int | None = None, decode: str = "auto",
-                 single_bank=()) -> list[MemoryNeed]:
+                 single_bank=(), hw=None) -> list[MemoryNeed]:
     """Every memory of the UART top around ``NetworkTop(net, lanes=lanes, decode=decode)``
     (``decode`` fixes the partial-sum slots: docs/hardware.md, "Decode scaling").
 
     Each memory of :func:`snnfpga.rtl_gen.describe` (identical banks of one stage and role
     merged into one need with ``count``), then the UART request FIFO (``fifo_depth`` bytes, by
-    default :func:`.uart_top.request_fifo_depth`).
+    default :func:`.uart_top.request_fifo_depth`). ``hw``: that description, if made already.
     """
     from snnfpga.rtl_gen import describe
 
@@ -83,7 +94,8 @@ def memory_needs(net, *, lanes: int = 1, fifo_depth: int | None = None, decode: 
     if not isinstance(lanes, int) or isinstance(lanes, bool) or lanes < 1:
         raise BadOption(f"lanes must be a positive integer, not {lanes!r}")
     groups: dict[tuple, list] = {}
-    for mem in describe(net, lanes=lanes, decode=decode, single_bank=single_bank).memories:
+    hw = hw if hw is not None else describe(net, lanes=lanes, decode=decode, single_bank=single_bank)
+    for mem in hw.memories:
         key = (mem.stage, mem.role, mem.depth, mem.width, mem.initialised, mem.transparent)
         groups.setdefault(key, []).append(f"{CORE_NAME}.{mem.path}")
     needs = []
@@ -145,13 +157,46 @@ def in_block_ram(mem: MemoryNeed, board: Board) -> bool:
     return block_cost * _blocks(mem, board) + emu < best
 
 
+def product_blocks(mul, family: str) -> int:
+    """DSP blocks of one of ``mul``'s products (:class:`~snnfpga.rtl_gen.description.Multiplier`)
+    as yosys' mul2dsp.v maps it: operands as yosys sees them (an unsigned operand of a mixed
+    product gains a zero sign bit, as Amaranth extends it), the wider one first; a product with an
+    operand or a result below the family's minimum stays in logic (0 blocks); one wider than a
+    block is cut into block-wide slices of the wider operand plus the rest, each slice mapped by
+    the same rule (so a narrow top slice on iCE40 stays in logic)."""
+    a_max, b_max, a_min, b_min, y_min = MUL2DSP.get(family, MUL2DSP["ecp5"])
+    a = mul.a_bits + (mul.b_signed and not mul.a_signed)
+    b = mul.b_bits + (mul.a_signed and not mul.b_signed)
+
+    def blocks(a: int, b: int, y: int) -> int:
+        if a < a_min or b < b_min or y < y_min:
+            return 0
+        if a > a_max:
+            n = (a - 1) // a_max
+            return n * blocks(a_max, b, min(y, b + a_max)) + blocks(a - n * a_max, b, b + a - n * a_max)
+        if b > b_max:
+            n = (b - 1) // b_max
+            return n * blocks(a, b_max, min(y, a + b_max)) + blocks(a, b - n * b_max, a + b - n * b_max)
+        return 1
+
+    return blocks(max(a, b), min(a, b), mul.y_bits)
+
+
+def dsp_blocks(hw, family: str) -> int:
+    """DSP blocks of every multiplier of the description ``hw`` on ``family`` (:func:`product_blocks`)."""
+    return sum(p.count * product_blocks(p, family) for layer in hw.layers for p in layer.products)
+
+
 def _banks(single_bank) -> str:
     return f", single_bank={sorted(single_bank)}" if single_bank else ""
 
 
 def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto", single_bank=()) -> dict:
-    """Estimate block RAM use on ``board`` of the top built with ``lanes`` and ``decode``; raise
-    :class:`BoardError` naming what is short.
+    """Estimate block RAM and DSP use on ``board`` of the top built with ``lanes`` and
+    ``decode``; raise :class:`DoesNotFitBoard` naming what is short.
+
+    DSP blocks: :func:`dsp_blocks`; on the yosys families a design is refused when they exceed
+    the device's (yosys maps every eligible product to a DSP, nextpnr then fails).
 
     Two counts per memory: ``blocks``, what yosys maps it to (fewest blocks of one shape from
     ``bram_configs``, ROMs packed: :func:`blocks_for`; none where yosys' cost rule leaves it to
@@ -160,12 +205,28 @@ def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto", single
     builds (equal to it on every network of benchmarks/bench_estimate.py), and a design is
     refused when ``blocks`` exceeds the device; on the others only when even ``min_blocks`` does.
 
-    Returns ``{"bram_blocks", "bram_blocks_min", "bram_available", "memories": [{name, depth,
-    width, count, bits, initialised, paths, blocks, min_blocks}]}`` (``blocks`` counts all
-    ``count`` memories; ``paths`` are in :class:`~snnfpga.boards.uart_top.UARTTop`).
+    Returns ``{"bram_blocks", "bram_blocks_min", "bram_available", "dsp_blocks", "dsp_available",
+    "memories": [{name, depth, width, count, bits, initialised, paths, blocks, min_blocks}]}``
+    (``blocks`` counts all ``count`` memories; ``paths`` are in
+    :class:`~snnfpga.boards.uart_top.UARTTop`).
     """
+    from snnfpga.rtl_gen import describe
+
+    hw = describe(net, lanes=lanes, decode=decode, single_bank=single_bank)
+    dsp = dsp_blocks(hw, board.family)
+    dsp_avail = board.capacity["DSP"]
+    if dsp > dsp_avail and board.family in MUL2DSP and board.family in YOSYS_RAM_COSTS:
+        worst = max(((layer.index, p) for layer in hw.layers for p in layer.products),
+                    key=lambda lp: lp[1].count * product_blocks(lp[1], board.family))
+        index, p = worst
+        raise DoesNotFitBoard(
+            f"network {net.name!r} with lanes={lanes}, decode={decode}{_banks(single_bank)} needs {dsp} DSP blocks "
+            f"as yosys maps its multipliers, {board.device} on {board.name} has {dsp_avail} (largest: layer {index}, "
+            f"{p.count} x {p.a_bits}x{p.b_bits}-bit products, {product_blocks(p, board.family)} block(s) each); "
+            "use fewer lanes, spike input (convert --input-coding spikes: no W·x multiplier) or a power-of-two "
+            "threshold series (convert --pow2: decode by shifts, no dec multiplier)")
     rows, total, total_min = [], 0, 0
-    for mem in memory_needs(net, lanes=lanes, decode=decode, single_bank=single_bank):
+    for mem in memory_needs(net, lanes=lanes, decode=decode, single_bank=single_bank, hw=hw):
         if not in_block_ram(mem, board):
             blocks = min_blocks = 0
         else:
@@ -194,4 +255,5 @@ def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto", single
             f"network {net.name!r} with lanes={lanes}, decode={decode}{_banks(single_bank)} needs {total} EBR block RAMs as yosys maps "
             f"its memories (at least {total_min} if packed perfectly), {board.device} on {board.name} has {avail} "
             f"(largest: {detail}); use fewer lanes, fewer weight bits or a smaller network")
-    return {"bram_blocks": total, "bram_blocks_min": total_min, "bram_available": avail, "memories": rows}
+    return {"bram_blocks": total, "bram_blocks_min": total_min, "bram_available": avail,
+            "dsp_blocks": dsp, "dsp_available": dsp_avail, "memories": rows}

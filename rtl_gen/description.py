@@ -25,7 +25,7 @@ from .events import index_bits, time_bits
 if TYPE_CHECKING:
     from .top import NetworkTop
 
-__all__ = ["MemoryDescription", "LayerDescription", "HardwareDescription", "describe", "describe_top"]
+__all__ = ["MemoryDescription", "Multiplier", "LayerDescription", "HardwareDescription", "describe", "describe_top"]
 
 #: roles of a memory
 ROLES = ("weights", "bias", "partial_sums", "membranes", "frames", "pool_maxima", "queue")
@@ -63,10 +63,37 @@ class MemoryDescription:
 
 
 @dataclass(frozen=True)
+class Multiplier:
+    """``count`` identical hardware products ``a × b``, operands as Amaranth shapes
+    (``a_bits``/``a_signed``, ``b_bits``/``b_signed``), of which the design keeps the low
+    ``y_bits`` (Amaranth's product is ``a_bits + b_bits`` wide). The widths decide whether yosys
+    puts a product in DSP blocks and in how many (``boards.fit.dsp_blocks``), so they are read
+    from the core that builds it, like the memories."""
+
+    a_bits: int
+    a_signed: bool
+    b_bits: int
+    b_signed: bool
+    y_bits: int
+    count: int
+
+    @classmethod
+    def of(cls, a, b, count: int, y_bits: int | None = None) -> Multiplier:
+        """From two shape-likes; ``y_bits`` None: the full product."""
+        a, b = Shape.cast(a), Shape.cast(b)
+        full = a.width + b.width
+        return cls(a.width, a.signed, b.width, b.signed, full if y_bits is None else min(full, y_bits), count)
+
+    def summary(self) -> dict[str, Any]:
+        return {"a": [self.a_bits, self.a_signed], "b": [self.b_bits, self.b_signed],
+                "y_bits": self.y_bits, "count": self.count}
+
+
+@dataclass(frozen=True)
 class LayerDescription:
     """One weighted layer's core: ``groups = ceil(out_channels / lanes)`` words per weight column
     (dense: ``out_channels = n_out``; conv2d: per kernel tap ``(ci, ky, kx)``),
-    ``slots`` partial sums per neuron and bank, ``multipliers`` hardware multipliers (docs/hardware.md),
+    ``slots`` partial sums per neuron and bank, ``products`` its hardware multipliers (docs/hardware.md),
     ``decode`` where the decode LUT of its input spikes is applied: ``"slots"`` (per-(kind, t)
     partial sums scaled on encode), ``"arrival"`` (each weight scaled as its event arrives, one
     slot) or ``"none"`` (no LUT: rate coding, direct pixels)."""
@@ -80,9 +107,13 @@ class LayerDescription:
     slots: int
     weight_bits: int
     acc_bits: int
-    multipliers: int
+    products: tuple[Multiplier, ...]
     memories: tuple[MemoryDescription, ...]
     decode: str = "none"
+
+    @property
+    def multipliers(self) -> int:
+        return sum(p.count for p in self.products)
 
     @property
     def weight_words(self) -> int:
@@ -97,7 +128,8 @@ class LayerDescription:
         return {"index": self.index, "kind": self.kind, "n_in": self.n_in, "n_out": self.n_out,
                 "weight_bits": self.weight_bits, "acc_bits": self.acc_bits,
                 "weight_words": self.weight_words, "membrane_words": self.membrane_words,
-                "lanes": self.lanes, "multipliers": self.multipliers, "decode": self.decode}
+                "lanes": self.lanes, "multipliers": self.multipliers,
+                "products": [p.summary() for p in self.products], "decode": self.decode}
 
 
 @dataclass(frozen=True)
@@ -173,7 +205,7 @@ def describe_top(top: NetworkTop, name: str = "snn_top") -> HardwareDescription:
         layers.append(LayerDescription(
             index=part.index, kind=part.layer.kind, n_in=part.n_in, n_out=part.n_out, lanes=part.lanes,
             groups=part.groups, slots=part.slots, weight_bits=part.wb, acc_bits=part.ab,
-            multipliers=part.multipliers, memories=_memories(prefix, Stage(part.index), part),
+            products=part.products, memories=_memories(prefix, Stage(part.index), part),
             decode=part.decode_mode))
     return HardwareDescription(
         top=name, coding=net.coding, timesteps=net.timesteps, lanes=top.lanes,

@@ -38,6 +38,7 @@ from amaranth.utils import bits_for, ceil_log2, exact_log2
 from snnfpga.errors import BadOption, Unsupported
 from snnfpga.ir import INPUT, Layer, Network, weighted_layers
 
+from .description import Multiplier
 from .events import event_signature, index_bits, pixel_shape, result_signature, time_bits
 from .luts import const_divmod, const_mul, pack_words, window_ranges
 
@@ -226,7 +227,7 @@ def input_beat(inp, *, direct: bool, n_in: int, slots: int, timesteps: int,
         if power_of_two_shifts(decs) is not None:
             x = lut_idx[:max(1, bits_for(len(decs) - 1))]
         else:
-            x = Array(Const(v, unsigned(max(1, bits_for(max(decs))))) for v in decs)[lut_idx]
+            x = Array(Const(v, arrival_shape(decs)) for v in decs)[lut_idx]
         return None, p.neuron, 0, ~p.end & nonzero, p.end, x
     if slots == 1:
         slot = 0
@@ -235,6 +236,24 @@ def input_beat(inp, *, direct: bool, n_in: int, slots: int, timesteps: int,
     else:
         slot = p.time
     return None, p.neuron, slot, ~p.end, p.end, None
+
+
+def arrival_shape(decs: list[int]) -> Shape:
+    """The shape of the ``dec`` value a weight is multiplied by when scaling on arrival."""
+    return unsigned(max(1, bits_for(max(decs))))
+
+
+def decode_products(*, lanes: int, weight_bits: int, pixel_shape, decs: list[int] | None,
+                    shifts: list[int | None] | None) -> tuple[Multiplier, ...]:
+    """The decode side's multipliers (:func:`scale_weight`): one ``W·x`` per lane for direct
+    pixels or a ``dec`` LUT that is not powers of two, none otherwise."""
+    if pixel_shape is not None:
+        x = Shape.cast(pixel_shape)
+    elif decs is not None and shifts is None:
+        x = arrival_shape(decs)
+    else:
+        return ()
+    return (Multiplier.of(signed(weight_bits), x, lanes),)
 
 
 def scale_weight(wk: Value, x: Value | None, shifts: list[int | None] | None) -> Value:
@@ -481,7 +500,9 @@ class DecodePipeline(wiring.Component):
         self.lanes, self.wb, self.ab = lanes, weight_bits, acc_bits
         self.direct = pixel_shape is not None
         self.decs, self.shifts = _check_arrival(decs, slots=slots, timesteps=timesteps, direct=self.direct)
-        self.multipliers = lanes if self.direct or (self.decs is not None and self.shifts is None) else 0
+        self.products = decode_products(lanes=lanes, weight_bits=weight_bits, pixel_shape=pixel_shape,
+                                        decs=self.decs, shifts=self.shifts)
+        self.multipliers = sum(p.count for p in self.products)
         self.queue = None
         if self.direct:
             i_sig = stream.Signature(Shape.cast(pixel_shape))
@@ -646,7 +667,9 @@ class WindowDecode(wiring.Component):
         self.lanes, self.wb, self.ab = lanes, weight_bits, acc_bits
         self.direct = pixel_shape is not None
         self.decs, self.shifts = _check_arrival(decs, slots=slots, timesteps=timesteps, direct=self.direct)
-        self.multipliers = lanes if self.direct or (self.decs is not None and self.shifts is None) else 0
+        self.products = decode_products(lanes=lanes, weight_bits=weight_bits, pixel_shape=pixel_shape,
+                                        decs=self.decs, shifts=self.shifts)
+        self.multipliers = sum(p.count for p in self.products)
         if self.direct:
             i_sig = stream.Signature(Shape.cast(pixel_shape))
         else:
@@ -1102,13 +1125,17 @@ class DenseLayerBase(wiring.Component):
                 *((f"psums.{path}", role, mem) for path, role, mem in self.psums.memories))
 
     @property
-    def multipliers(self) -> int:
+    def products(self) -> tuple[Multiplier, ...]:
         """Hardware multipliers: the decode side's (``W·x`` of direct input, ``W·dec`` when
         scaling on arrival by a LUT that is not powers of two: one per lane); an add's, both
         branches'."""
         if self.branches:
-            return sum(br.decode.multipliers for br in self.branches)
-        return self.decode.multipliers
+            return tuple(p for br in self.branches for p in br.decode.products)
+        return self.decode.products
+
+    @property
+    def multipliers(self) -> int:
+        return sum(p.count for p in self.products)
 
     # -- helpers for subclasses
     def lane_rows(self, per_neuron: list[int]) -> list[list[int]]:

@@ -24,8 +24,9 @@ from __future__ import annotations
 
 from amaranth.hdl import Array, Const, Module, Mux, Signal, signed
 
+from .description import Multiplier
 from .layer_common import DenseLayerBase, emit_result, lane
-from .luts import const_mul, event_buffer, rom, ttfs_calibrate, ttfs_fire
+from .luts import const_mul, event_buffer, rom, signed_width, ttfs_calibrate, ttfs_fire
 
 __all__ = ["TTFSDenseLayer"]
 
@@ -44,11 +45,14 @@ class TTFSDenseLayer(DenseLayerBase):
         return self.decode_mode == "slots"
 
     @property
-    def multipliers(self) -> int:
-        """The decode side's, plus one per lane for the encode side's ``dec`` scaling (slots)
-        unless it is shifts."""
-        scaling = self.scales_on_encode and self.shifts is None
-        return super().multipliers + (self.lanes if scaling else 0)
+    def products(self) -> tuple[Multiplier, ...]:
+        """The decode side's, plus one per lane for the encode side's ``dec·P`` (slots) unless
+        it is shifts: ``dec`` from :func:`.luts.rom` times an ``acc_bits`` partial sum, kept
+        to ``acc_bits``."""
+        if not (self.scales_on_encode and self.shifts is None):
+            return super().products
+        return (*super().products,
+                Multiplier.of(signed(signed_width(self.decs)), signed(self.ab), self.lanes, y_bits=self.ab))
 
     def elaborate_encode(self, m: Module, bank, *, start, busy) -> None:
         L, S, ab, tb = self.lanes, self.slots, self.ab, self.tb

@@ -39,6 +39,7 @@ def test_icebreaker_bitstream_end_to_end(icebreaker_build):
     assert 100 < res["LUT"]["used"] < 5280 and 50 < res["FF"]["used"] < 5280
     # the pre-build estimate is what place and route used
     assert res["BRAM"]["used"] == r["memory_estimate"]["bram_blocks"]
+    assert res["DSP"]["used"] == r["memory_estimate"]["dsp_blocks"] > 0
     assert Path(r["files"]["verilog"]).is_file() and Path(r["files"]["constraints"]).is_file()
     assert json.loads((tmp_path / "snn_board.summary.json").read_text())["fmax_mhz"] == r["fmax_mhz"]
 
@@ -89,3 +90,11 @@ def test_build_refuses_what_cannot_fit(tmp_path):
     with pytest.raises(BoardError, match=r"iCE40UP5K on icebreaker has 30"):
         build(net, "icebreaker", tmp_path)
     assert not any(tmp_path.iterdir())  # nothing ran, nothing written
+
+
+def test_build_refuses_too_many_dsp(tmp_path):
+    """yosys would map all 16 W·x and W·dec products to SB_MAC16 and nextpnr fail: refused first."""
+    net = random_network(coding="sc-ttfs", sizes=(64, 32, 10), seed=0, weight_bits=4)
+    with pytest.raises(BoardError, match=r"needs 16 DSP blocks .* iCE40UP5K on icebreaker has 8"):
+        build(net, "icebreaker", tmp_path, lanes=8)
+    assert not any(tmp_path.iterdir())

@@ -10,7 +10,7 @@ import pytest
 from snnfpga.boards import estimate as est
 from snnfpga.boards import power
 from snnfpga.boards.estimate_calibration import CALIBRATION
-from snnfpga.boards.fit import MemoryNeed, check_fit, in_block_ram
+from snnfpga.boards.fit import MemoryNeed, check_fit, dsp_blocks, in_block_ram
 from snnfpga.boards.performance import busiest_layer_events
 from snnfpga.boards.registry import get_board
 from snnfpga.rtl_gen import describe
@@ -152,6 +152,7 @@ def test_dsp_blocks_split_wide_products():
     hw = describe(net, lanes=1, decode="slots")
     slots = [layer for layer in hw.layers if layer.decode == "slots"]
     assert slots and all(layer.acc_bits > 18 for layer in slots)
-    assert est.dsp_blocks(hw, "ecp5") == hw.multipliers + len(slots)
-    assert est.dsp_blocks(hw, "ice40") == hw.multipliers + len(slots)
-    assert est.dsp_blocks(describe(net, lanes=2), "ecp5") == describe(net, lanes=2).multipliers
+    assert dsp_blocks(hw, "ecp5") == hw.multipliers + len(slots)
+    assert dsp_blocks(hw, "ice40") == hw.multipliers + len(slots)
+    assert dsp_blocks(describe(net, lanes=2), "ecp5") == describe(net, lanes=2).multipliers
+    assert est.estimate(net, "icebreaker", decode="slots").dsp == hw.multipliers + len(slots)

@@ -209,7 +209,8 @@ def test_summary_is_the_description():
                        "cls_bits", "taps", "layers", "memories", "multipliers"]
     assert [t["stage"] for t in s["taps"]] == ["in", 0]
     assert list(s["layers"][0]) == ["index", "kind", "n_in", "n_out", "weight_bits", "acc_bits",
-                                    "weight_words", "membrane_words", "lanes", "multipliers", "decode"]
+                                    "weight_words", "membrane_words", "lanes", "multipliers", "products", "decode"]
+    assert s["layers"][0]["products"] == []  # rate fed by spikes: no multiplier
     assert s["decode"] == "auto" and s["layers"][0]["decode"] == "none"  # rate: no decode LUT
     assert s["memories"][0] == {"path": "enc_in.frame", "stage": "in", "role": "frames", "depth": 16,
                                 "width": 8, "bits": 128, "initialised": False}
