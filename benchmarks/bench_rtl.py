@@ -77,8 +77,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--json", help="write every report to this file")
     ap.add_argument("--out", type=Path, help="also write rtl.md (the table) and rtl.png (images/s per simulator "
                                              "and lanes) into this directory (make bench: runs/bench)")
-    ap.add_argument("--opt", help="C++ optimisation of the Verilator models, e.g. -O2 (simulates faster, "
-                                  "builds about twice as long; default Verilator's -Os)")
+    ap.add_argument("--opt", help="C++ optimisation of the whole Verilator model, e.g. -O3 or -Os (default: -O2 "
+                                  "for the per-cycle code and the run-time library, sim.runner.DEFAULT_OPT)")
     args = ap.parse_args(argv)
     if args.opt:
         os.environ["SNNFPGA_VERILATOR_OPT"] = args.opt

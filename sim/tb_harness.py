@@ -28,18 +28,24 @@ from .trace import BEGIN
 
 
 def ring_words(frames: np.ndarray, bits: int, word_pixels: int) -> list[list[int]]:
-    """Each frame as the ring's words: ``word_pixels`` pixels a word, pixel 0 in the low bits."""
-    mask = (1 << bits) - 1
+    """Each frame as the ring's words: ``word_pixels`` pixels a word, pixel 0 in the low bits.
+
+    A frame's pixels are packed into one little-endian integer with numpy (bytes as they are
+    for 8 or 16 bits, else bit planes) and cut into words: a Python loop over every pixel took
+    half a second of the start-up on 2,000 MNIST frames."""
+    px = np.asarray(frames, dtype=np.int64).reshape(len(frames), -1) & ((1 << bits) - 1)
+    px = np.pad(px, ((0, 0), (0, -px.shape[1] % word_pixels)))
+    if bits in (8, 16):
+        data = px.astype(f"<u{bits // 8}")
+    else:
+        planes = ((px[..., None] >> np.arange(bits)) & 1).astype(np.uint8)  # (frame, pixel, bit)
+        data = np.packbits(planes.reshape(len(px), -1), axis=-1, bitorder="little")
+    width, count = word_pixels * bits, px.shape[1] // word_pixels
+    mask = (1 << width) - 1
     out = []
-    for frame in frames:
-        px = [int(v) & mask for v in frame]
-        words = []
-        for k in range(0, len(px), word_pixels):
-            word = 0
-            for j, v in enumerate(px[k:k + word_pixels]):
-                word |= v << (j * bits)
-            words.append(word)
-        out.append(words)
+    for row in data:
+        packed = int.from_bytes(row.tobytes(), "little")
+        out.append([(packed >> (k * width)) & mask for k in range(count)])
     return out
 
 

@@ -84,3 +84,19 @@ def test_icarus_runs_the_harness_too():
     r = sim.simulate(net, frames, simulator="icarus", lanes=2)
     assert r.mismatching_images == 0 and r.images == len(frames)
     assert np.isfinite(r.frame_interval_cycles)
+
+
+@pytest.mark.parametrize("bits,size,signed", [(8, 784, False), (1, 64, False), (4, 100, True), (9, 37, True),
+                                              (16, 100, True)])
+def test_ring_words_pack_pixel_0_in_the_low_bits(bits, size, signed):
+    """The numpy packing of the ring's words equals the plain definition, pixel by pixel."""
+    from snnfpga.sim.tb_harness import ring_words
+    from snnfpga.sim.trace import MAX_WORD_BITS
+
+    rng = np.random.default_rng(bits)
+    lo, hi = (-(1 << (bits - 1)), 1 << (bits - 1)) if signed else (0, 1 << bits)
+    frames = rng.integers(lo, hi, size=(5, size))
+    per_word = max(1, min(size, MAX_WORD_BITS // bits))
+    want = [[sum((int(v) & ((1 << bits) - 1)) << (j * bits) for j, v in enumerate(frame[k:k + per_word]))
+             for k in range(0, size, per_word)] for frame in frames]
+    assert ring_words(frames, bits, per_word) == want
