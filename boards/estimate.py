@@ -206,7 +206,7 @@ def estimate(net, board: Board | str, *, lanes: int = 1, decode: str = "auto", f
     plan = plan_clock(board, clock_mhz)
     fps = plan.mhz * 1e6 / interval
     activity = power.activity_from_reference(net, ref, lanes=lanes, frames=frames, decode=decode)
-    resources = {"LUT": {"used": luts or 0}}
+    resources = {"LUT": {"used": luts or 0}, "DSP": {"used": dsp}}
     pw = power.estimate(board, resources, {**activity, "uart_bits": 0}, plan.mhz, fps,
                         acc_bits=activity.get("acc_bits", 16))
     pw["assumptions"] = activity["assumptions"] + pw["assumptions"] + ["LUT count estimated, not built"]

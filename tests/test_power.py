@@ -132,3 +132,16 @@ def test_activity_of_a_residual_network_counts_each_core_once():
     assert sum(hw["encode_neurons"] for hw in layers) == sum(net.layers[i].n_out for i in firing)
     a = power.activity_from_reference(net, ref, frames=frames)
     assert a["synaptic_events"] == pytest.approx(synaptic_events_per_layer(net, frames, ref).mean(axis=0).sum())
+
+
+def test_multiplies_in_logic_are_named_so():
+    """A build with no DSP block multiplies in logic cells: the term and an assumption say so."""
+    activity = {"memory_reads": 100, "memory_writes": 50, "accumulator_updates": 50, "events": 10,
+                "multiplies": 50, "uart_bits": 0}
+    in_dsp = power.estimate("ice40up5k", {"LUT": 1000, "DSP": 4}, activity, 12.0, 1000.0)
+    in_logic = power.estimate("ice40up5k", {"LUT": 1000, "DSP": 0}, activity, 12.0, 1000.0)
+    assert in_dsp["total_w"] == in_logic["total_w"]
+    assert "E_dsp (multiplies)" in in_dsp["power_terms_w"]
+    assert any("in logic cells" in k for k in in_logic["power_terms_w"])
+    assert any("in logic cells" in a for a in in_logic["assumptions"])
+    assert not any("in logic cells" in a for a in in_dsp["assumptions"])
