@@ -31,6 +31,7 @@ import uuid
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
+from unittest import mock
 
 import numpy as np
 
@@ -450,23 +451,17 @@ def build(verilog: str | Path, summary: str | Path | dict, *, simulator: str = "
                 sources.append(dump)
                 args += ["-s", "snnfpga_dump"]
             log = directory / "build.log"
-            saved = os.environ.get("MAKEFLAGS")
             overrides = _make_overrides(opt, wrapper is not None) if simulator == "verilator" else []
-            if overrides:  # make honours variable overrides in MAKEFLAGS like command-line ones
-                os.environ["MAKEFLAGS"] = " ".join([saved or ""] + overrides).strip()
+            # make honours variable overrides in MAKEFLAGS like command-line ones
+            makeflags = {"MAKEFLAGS": " ".join([os.environ.get("MAKEFLAGS", "")] + overrides).strip()} if overrides else {}
             try:
-                runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=directory / "model",
-                             build_args=args, timescale=TIMESCALE,
-                             waves=waves and simulator == "verilator", log_file=log)
+                with mock.patch.dict(os.environ, makeflags):
+                    runner.build(sources=sources, hdl_toplevel=toplevel, build_dir=directory / "model",
+                                 build_args=args, timescale=TIMESCALE,
+                                 waves=waves and simulator == "verilator", log_file=log)
             except (RuntimeError, subprocess.CalledProcessError, SystemExit) as e:
                 raise SimulationError(f"{simulator} build of {src} failed ({e}); "
                                       f"log {log}:\n{_log_tail(log)}") from None
-            finally:
-                if overrides:
-                    if saved is None:
-                        os.environ.pop("MAKEFLAGS", None)
-                    else:
-                        os.environ["MAKEFLAGS"] = saved
             if simulator == "icarus" and "no sensitivities" in log.read_text(errors="replace"):
                 raise SimulationError(f"icarus: an `always @*` block of {src} has no sensitivity and "
                                       f"would never run (log {log}):\n{_log_tail(log)}")
@@ -488,22 +483,10 @@ def _simulator_environ():
     ``PYTHONUNBUFFERED`` makes the embedded CPython leave the C ``stdout`` unbuffered, a
     ``write`` system call for every line the harness prints; it is unset for the run (the
     testbenches flush where the order of lines matters)."""
-    changes = {"COCOTB_REWRITE_ASSERTION_FILES": os.environ.get("COCOTB_REWRITE_ASSERTION_FILES", "tb_*.py"),
-               "PYTHONUNBUFFERED": None}
-    saved = {name: os.environ.get(name) for name in changes}
-    try:
-        for name, value in changes.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
+    rewrite = os.environ.get("COCOTB_REWRITE_ASSERTION_FILES", "tb_*.py")
+    with mock.patch.dict(os.environ, {"COCOTB_REWRITE_ASSERTION_FILES": rewrite}):  # restores all on exit
+        os.environ.pop("PYTHONUNBUFFERED", None)
         yield
-    finally:
-        for name, value in saved.items():
-            if value is None:
-                os.environ.pop(name, None)
-            else:
-                os.environ[name] = value
 
 
 class _ProgressBar:

@@ -152,3 +152,17 @@ def test_cache_keys_depend_on_the_cocotb_environment(monkeypatch, tmp_path):
     before = r._lib_cache_dir(tmp_path, "5.0", "-O0", False)
     monkeypatch.setattr(r, "_cocotb_libs", lambda: "/elsewhere/.venv/lib/cocotb/libs")
     assert r._lib_cache_dir(tmp_path, "5.0", "-O0", False) != before
+
+
+def test_simulator_environ_buffers_stdout_and_rewrites_only_testbenches(monkeypatch):
+    """The simulator process sees no PYTHONUNBUFFERED and assertion rewriting of tb_*.py only;
+    the caller's environment is back as it was afterwards (a user's own rewrite setting wins)."""
+    monkeypatch.setenv("PYTHONUNBUFFERED", "1")
+    monkeypatch.delenv("COCOTB_REWRITE_ASSERTION_FILES", raising=False)
+    with runner._simulator_environ():
+        assert "PYTHONUNBUFFERED" not in os.environ
+        assert os.environ["COCOTB_REWRITE_ASSERTION_FILES"] == "tb_*.py"
+    assert os.environ["PYTHONUNBUFFERED"] == "1" and "COCOTB_REWRITE_ASSERTION_FILES" not in os.environ
+    monkeypatch.setenv("COCOTB_REWRITE_ASSERTION_FILES", "*.py")
+    with runner._simulator_environ():
+        assert os.environ["COCOTB_REWRITE_ASSERTION_FILES"] == "*.py"
