@@ -78,6 +78,8 @@ def test_bit_exact(simulator, name, lanes, build_of):
     assert r["lanes"] == lanes
     # the latency cannot beat the work: every synaptic event takes a lane for a cycle
     assert r["cycles_per_frame"]["mean"] >= r["event_bound_cycles"] * 0.9
+    # nor the frame interval the busiest layer's events (a true lower bound: docs/hardware.md)
+    assert r["frame_interval_cycles"] >= r["interval_bound_cycles"] > 0
 
 
 def _swap_weights(net, index):
