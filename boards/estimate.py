@@ -118,7 +118,7 @@ def features(net, board: Board | str, *, lanes: int = 1, decode: str = "auto",
 
     board = board if isinstance(board, Board) else get_board(board)
     hw = hw if hw is not None else describe(net, lanes=lanes, decode=decode)
-    fit = fit if fit is not None else check_fit(net, board, lanes=lanes, decode=decode)
+    fit = fit if fit is not None else check_fit(net, board, lanes=lanes, decode=decode, hw=hw)
     lutram = YOSYS_RAM_COSTS.get(board.family, (0, None))[1]
     written = [r for r in fit["memories"] if r["blocks"] == 0 and not r["initialised"]]
     if lutram is None:  # no distributed RAM (iCE40): yosys leaves them to flip-flops and muxes
@@ -175,7 +175,7 @@ def estimate(net, board: Board | str, *, lanes: int = 1, decode: str = "auto", f
         raise BadOption(f"lanes must be a positive integer, not {lanes!r}")
     notes: list[str] = []
     hw = describe(net, lanes=lanes, decode=decode, single_bank=single_bank)
-    fit = check_fit(net, board, lanes=lanes, decode=decode, single_bank=single_bank)
+    fit = check_fit(net, board, lanes=lanes, decode=decode, single_bank=single_bank, hw=hw)
     feats = features(net, board, lanes=lanes, decode=decode, fit=fit, hw=hw)
     cal = _calibration().get(board.family)
     if cal is None:

@@ -191,7 +191,7 @@ def _banks(single_bank) -> str:
     return f", single_bank={sorted(single_bank)}" if single_bank else ""
 
 
-def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto", single_bank=()) -> dict:
+def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto", single_bank=(), hw=None) -> dict:
     """Estimate block RAM and DSP use on ``board`` of the top built with ``lanes`` and
     ``decode``; raise :class:`DoesNotFitBoard` naming what is short.
 
@@ -208,14 +208,14 @@ def check_fit(net, board: Board, *, lanes: int = 1, decode: str = "auto", single
     Returns ``{"bram_blocks", "bram_blocks_min", "bram_available", "dsp_blocks", "dsp_available",
     "memories": [{name, depth, width, count, bits, initialised, paths, blocks, min_blocks}]}``
     (``blocks`` counts all ``count`` memories; ``paths`` are in
-    :class:`~snnfpga.boards.uart_top.UARTTop`).
+    :class:`~snnfpga.boards.uart_top.UARTTop`). ``hw``: the description of that top, if made already.
     """
     from snnfpga.rtl_gen import describe
 
-    hw = describe(net, lanes=lanes, decode=decode, single_bank=single_bank)
+    hw = hw if hw is not None else describe(net, lanes=lanes, decode=decode, single_bank=single_bank)
     dsp = dsp_blocks(hw, board.family)
     dsp_avail = board.capacity["DSP"]
-    if dsp > dsp_avail and board.family in MUL2DSP and board.family in YOSYS_RAM_COSTS:
+    if dsp > dsp_avail and board.family in YOSYS_RAM_COSTS:  # the families yosys builds here
         worst = max(((layer.index, p) for layer in hw.layers for p in layer.products),
                     key=lambda lp: lp[1].count * product_blocks(lp[1], board.family))
         index, p = worst

@@ -36,7 +36,7 @@ from snnfpga.metrics.energy import PLATFORMS as PAPER_CONSTANTS
 from snnfpga.metrics.energy import paper_energy_record as paper_energy
 
 from .protocol import Protocol
-from .registry import BOARDS, Board
+from .registry import BOARDS, Board, resource_used
 
 __all__ = ["Device", "DEVICES", "estimate", "energy_split", "paper_energy", "activity_from_reference",
            "PAPER_CONSTANTS", "ACTIVITY_KEYS", "device_for"]
@@ -175,13 +175,6 @@ def device_for(device) -> Device:
                     f"or a board: {', '.join(sorted(BOARDS))}")
 
 
-def _used(resources: Mapping | None, kind: str) -> int:
-    if not resources or kind not in resources:
-        return 0
-    r = resources[kind]
-    return int(r["used"] if isinstance(r, Mapping) else r)
-
-
 def estimate(device, resources: Mapping | None, activity: Mapping[str, float], fmax_mhz: float,
              fps: float, *, acc_bits: int = 16) -> dict:
     """Power breakdown for ``device`` running at ``fmax_mhz`` (the clock actually used) and ``fps``.
@@ -220,7 +213,7 @@ def estimate(device, resources: Mapping | None, activity: Mapping[str, float], f
         assumptions.append(f"activity counts not given, taken as 0: {', '.join(missing)}")
     a = {k: float(activity.get(k, 0)) for k in ACTIVITY_KEYS}
     acc_bits = int(activity.get("acc_bits", acc_bits))
-    luts = _used(resources, "LUT")
+    luts = resource_used(resources, "LUT") or 0
     if not resources:
         assumptions.append("no resource counts: background logic power left out")
 
@@ -230,7 +223,7 @@ def estimate(device, resources: Mapping | None, activity: Mapping[str, float], f
     # a build that placed no DSP block multiplies in logic cells (yosys' DSP rule left the products
     # there, boards.fit.product_blocks): no per-multiply figure of that is sourced, so the DSP's
     # stands in, and the term says so
-    in_logic = a["multiplies"] > 0 and bool(resources) and "DSP" in resources and _used(resources, "DSP") == 0
+    in_logic = a["multiplies"] > 0 and resource_used(resources, "DSP") == 0
     mul_term = "E_dsp (multiplies, in logic cells here: the DSP figure stands in)" if in_logic else "E_dsp (multiplies)"
     if in_logic:
         assumptions.append("the multiplies are in logic cells (no DSP block built); each is charged E_dsp, "

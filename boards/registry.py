@@ -12,7 +12,8 @@ from typing import Callable
 
 from snnfpga.errors import BadOption, DoesNotFit, ToolFailed, UserError
 
-__all__ = ["Board", "BoardError", "UnknownBoard", "DoesNotFitBoard", "BuildFailed", "BOARDS", "get_board", "list_boards", "format_board_list"]
+__all__ = ["Board", "BoardError", "UnknownBoard", "DoesNotFitBoard", "BuildFailed", "BOARDS", "get_board", "list_boards", "format_board_list",
+           "resource_used"]
 
 
 class BoardError(UserError):
@@ -132,3 +133,12 @@ def get_board(name: str) -> Board:
     if key not in BOARDS:
         raise UnknownBoard(f"unknown board {name!r}; supported boards: {', '.join(list_boards())}")
     return BOARDS[key]
+
+
+def resource_used(resources, kind: str) -> int | None:
+    """How many of ``kind`` (``"LUT"``, ``"DSP"``, ...) a build's or an estimate's ``resources``
+    use, given as ``{"used": n, ...}`` or a plain count; None where it is not given."""
+    r = (resources or {}).get(kind)
+    if r is None:
+        return None
+    return int(r["used"] if isinstance(r, dict) else r)

@@ -467,8 +467,9 @@ class DecodePipeline(wiring.Component):
 
     Attributes
     ----------
-    multipliers : int
-        Hardware multipliers: ``lanes`` for pixel input or a non-power-of-two ``decs``, else 0.
+    products : tuple of :class:`~.description.Multiplier`
+        Hardware multipliers (:func:`decode_products`): ``lanes`` for pixel input or a
+        non-power-of-two ``decs``, else none.
     queue : Memory or None
         Direct pixels: :data:`PIXEL_QUEUE` entries of (pixel, index, last), read asynchronously
         (logic, not block RAM); None for events.
@@ -502,7 +503,6 @@ class DecodePipeline(wiring.Component):
         self.decs, self.shifts = _check_arrival(decs, slots=slots, timesteps=timesteps, direct=self.direct)
         self.products = decode_products(lanes=lanes, weight_bits=weight_bits, pixel_shape=pixel_shape,
                                         decs=self.decs, shifts=self.shifts)
-        self.multipliers = sum(p.count for p in self.products)
         self.queue = None
         if self.direct:
             i_sig = stream.Signature(Shape.cast(pixel_shape))
@@ -669,7 +669,6 @@ class WindowDecode(wiring.Component):
         self.decs, self.shifts = _check_arrival(decs, slots=slots, timesteps=timesteps, direct=self.direct)
         self.products = decode_products(lanes=lanes, weight_bits=weight_bits, pixel_shape=pixel_shape,
                                         decs=self.decs, shifts=self.shifts)
-        self.multipliers = sum(p.count for p in self.products)
         if self.direct:
             i_sig = stream.Signature(Shape.cast(pixel_shape))
         else:
@@ -990,7 +989,7 @@ class DenseLayerBase(wiring.Component):
         Submodule ``decode`` (a window decode for conv2d, or after a sum pool).
     memories : tuple of ``(path, role, Memory)``
         Every memory inside this core.
-    multipliers : int
+    products : tuple of :class:`~.description.Multiplier`
         Hardware multipliers of this core.
 
     Members
@@ -1132,10 +1131,6 @@ class DenseLayerBase(wiring.Component):
         if self.branches:
             return tuple(p for br in self.branches for p in br.decode.products)
         return self.decode.products
-
-    @property
-    def multipliers(self) -> int:
-        return sum(p.count for p in self.products)
 
     # -- helpers for subclasses
     def lane_rows(self, per_neuron: list[int]) -> list[list[int]]:

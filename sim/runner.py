@@ -275,7 +275,8 @@ def _make_overrides(opt: str | None, timing: bool = False) -> list[str]:
     reads a precompiled header) empty, so any design large enough for Verilator to split into
     several C++ files fails to compile (``Vtop__pch.h.fast: linker input file not found``).
     With GCC the option is ``-include``. Likewise ``CFG_CXXFLAGS_COROUTINES`` (``--timing``
-    models are C++20 coroutines): with GCC, ``-fcoroutines``.
+    models are C++20 coroutines): with GCC, ``-fcoroutines``. Then the optimisation: ``opt`` for
+    the whole model, else :data:`DEFAULT_OPT`.
     """
     out = []
     root = os.environ.get("VERILATOR_ROOT")

@@ -226,13 +226,6 @@ def _activity(paths: Sequence[str] | None) -> dict[int | None, dict[str, Any]]:
     return out
 
 
-def _used(resources: dict[str, Any] | None, kind: str) -> int | None:
-    r = (resources or {}).get(kind)
-    if r is None:
-        return None
-    return int(r["used"] if isinstance(r, dict) else r)
-
-
 def failure_reason(e: BaseException) -> str:
     """One line for a failed point: the error's first line and, when its log tail has one, the
     tool's first ``ERROR`` line (e.g. nextpnr's "Unable to place cell ... ICESTORM_DSP")."""
@@ -260,7 +253,7 @@ def run_point(net, board_name: str, lanes: int, *, out: Path, hw, sim_report: di
     ``build``); ``single_bank``: layers with one bank of partial sums (as ``snnfpga build
     --single-bank``); never raises for the point's own failure (the row says it)."""
     from snnfpga.boards.fit import check_fit
-    from snnfpga.boards.registry import BoardError, DoesNotFitBoard, get_board
+    from snnfpga.boards.registry import BoardError, DoesNotFitBoard, get_board, resource_used
     from snnfpga.errors import UserError
 
     t0 = time.monotonic()
@@ -281,7 +274,7 @@ def run_point(net, board_name: str, lanes: int, *, out: Path, hw, sim_report: di
             row.fmax_mhz, row.clock_source = b.fmax_mhz, b.clock.get("source")
             row.first_fmax_mhz = (result.get("clock_first_build") or {}).get("fmax_mhz")
             row.out_dir, row.notes = result.get("out_dir"), list(result.get("notes", []))
-            row.bram = _used(resources, "BRAM")
+            row.bram = resource_used(resources, "BRAM")
         else:
             from snnfpga.boards.performance import performance
             from snnfpga.sweep import _estimated_resources
@@ -300,7 +293,7 @@ def run_point(net, board_name: str, lanes: int, *, out: Path, hw, sim_report: di
         row.status, row.reason = FAILED, f"{type(e).__name__}: {e}"
         row.build_seconds = time.monotonic() - t0
         return row
-    row.luts, row.ffs, row.dsps = _used(resources, "LUT"), _used(resources, "FF"), _used(resources, "DSP")
+    row.luts, row.ffs, row.dsps = (resource_used(resources, k) for k in ("LUT", "FF", "DSP"))
     row.clock_mhz, row.frame_interval_cycles = perf.clock_mhz, perf.frame_interval_cycles
     row.interval_source, row.fps = perf.interval_source, perf.fps
     if perf.power:

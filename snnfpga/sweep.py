@@ -469,13 +469,6 @@ def converted(spec: SweepSpec, point: Point, model: nn.Module, data: Dataset, ro
     return load(ir_file), row, ir_file, time.time() - t0
 
 
-def _used(resources: Mapping[str, Any] | None, kind: str) -> int | None:
-    if not resources or kind not in resources:
-        return None
-    r = resources[kind]
-    return int(r["used"] if isinstance(r, Mapping) else r)
-
-
 def _estimated_resources(net: Network, board, lanes: int, decode: str,
                          single_bank: tuple[int, ...] = ()) -> dict[str, Any] | None:
     """LUT, FF and DSP counts from :func:`snnfpga.boards.estimate.estimate` (the per-family model
@@ -516,7 +509,7 @@ def run_point(spec: SweepSpec, point: Point, model: nn.Module, data: Dataset, ro
     from . import flow
     from .boards.fit import check_fit
     from .boards.performance import performance
-    from .boards.registry import get_board
+    from .boards.registry import get_board, resource_used
 
     t0 = time.time()
     out = root / "points" / point.id
@@ -556,7 +549,7 @@ def run_point(spec: SweepSpec, point: Point, model: nn.Module, data: Dataset, ro
                "power_device": board.power_device, "decode": spec.decode}
         perf = performance(net, est, lanes=point.lanes, sim_report=sim_report, frames=board_hw.frames,
                            ref=board_hw.ref)
-    res.luts, res.ffs, res.dsps = _used(resources, "LUT"), _used(resources, "FF"), _used(resources, "DSP")
+    res.luts, res.ffs, res.dsps = (resource_used(resources, k) for k in ("LUT", "FF", "DSP"))
     res.clock_mhz, res.frame_interval_cycles = perf.clock_mhz, perf.frame_interval_cycles
     res.interval_source, res.fps = perf.interval_source, perf.fps
     if perf.power:
